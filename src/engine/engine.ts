@@ -1,0 +1,49 @@
+// Engine: device selection and what the native build can do.
+import { loadNative } from './native.js';
+import type { DeviceName } from './tensor.js';
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  totalMemory: number;
+  freeMemory: number;
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+export interface EngineInfo {
+  version: string;
+  build: { cuda: boolean; blas: boolean; sanitize: boolean; napi: number; compiler?: string };
+  cpu: { features: string[]; kernels: string; available: string[]; threads: number; arch: string };
+  cuda: { compiled: boolean; cublas: boolean; runtime?: string; driver?: string; devices: CudaDeviceInfo[]; reason?: string };
+}
+
+export type DeviceRequest = 'auto' | DeviceName | 'cuda';
+
+export function info(): EngineInfo {
+  return loadNative().info() as EngineInfo;
+}
+
+/**
+ * Resolves 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a concrete device. 'auto' picks cuda:0
+ * when a device is present and falls back to the CPU; an explicit CUDA request on a
+ * machine without one is an error that says why and what to do.
+ */
+export function resolveDevice(req: DeviceRequest = 'auto'): DeviceName {
+  const i = info();
+  if (req === 'cpu') return 'cpu';
+  if (req === 'auto') return i.cuda.devices.length > 0 ? 'cuda:0' : 'cpu';
+  const m = /^cuda(?::(\d+))?$/.exec(req);
+  if (!m) throw new TypeError(`device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got '${String(req)}'`);
+  const idx = m[1] === undefined ? 0 : Number(m[1]);
+  if (!i.cuda.compiled)
+    throw new Error(`device '${req}': this build has no CUDA (${i.cuda.reason ?? 'built without CUDA'}); use device 'cpu' or rebuild with nvcc on PATH: npm run build:native -- --cuda=ON`);
+  if (i.cuda.devices.length === 0) throw new Error(`device '${req}': no CUDA device available (${i.cuda.reason ?? 'unknown reason'}); use device 'cpu'`);
+  if (idx >= i.cuda.devices.length) throw new RangeError(`device '${req}': only ${i.cuda.devices.length} CUDA device(s) present`);
+  return `cuda:${idx}`;
+}
+
+/** Forces the CPU kernel level (tests and benchmarks); returns the level in use. */
+export function setCpuKernels(level: 'scalar' | 'avx2' | 'avx512' | 'neon'): string {
+  return loadNative().setCpuKernels(level) as string;
+}

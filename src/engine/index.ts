@@ -1,0 +1,3 @@
+export * from './engine.js';
+export * from './tensor.js';
+export { loadNative, packageRoot } from './native.js';
