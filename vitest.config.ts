@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     pool: 'forks',
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     exclude: ['test/gpu/**', 'node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -20,11 +20,16 @@ Napi::Function TensorWrap::Init(Napi::Env env) {
   return f;
 }
 
-// Constructed only from native code (New); a JS `new Tensor()` gets an empty, disposed handle.
-TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {}
+// Constructed only from native code (New passes a private token); `new Tensor()` from
+// JavaScript is a TypeError that says how to make one.
+static int kConstructToken = 0;
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal() || info[0].As<Napi::External<int>>().Data() != &kConstructToken)
+    throw Napi::TypeError::New(info.Env(), "Tensor: cannot be constructed directly; use tensorFromArray or tensorZeros");
+}
 
 Napi::Object TensorWrap::New(Napi::Env env, Tensor t) {
-  Napi::Object o = constructor->New({});
+  Napi::Object o = constructor->New({Napi::External<int>::New(env, &kConstructToken)});
   TensorWrap::Unwrap(o)->tensor_ = std::move(t);
   return o;
 }
