@@ -1,0 +1,4 @@
+export * from './tree.js';
+export * from './pairs.js';
+export * from './mcts.js';
+export * from './judge.js';
