@@ -1,33 +1,339 @@
-// Placeholder GEMM (correct, slow) until the packed micro-kernel GEMM lands.
+// f32 GEMM on the CPU, BLIS/GotoBLAS style.
+//
+//   for jc (nc columns of C)            B block [kc, nc] packed into NR-column panels
+//     for pc (kc of the depth, in order)
+//       for ic (mc rows of C)           A block [mc, kc] packed into MR-row panels
+//         for jr (NR panels), ir (MR panels): micro-kernel on a MR x NR tile of C
+//
+// Packing handles both transposes and the edges (panels are zero-padded), so one
+// micro-kernel per instruction set serves all four transpose combinations.
+//
+// Threads: C is cut into a static grid of rectangles, one per thread, each computed
+// whole by one thread with its own packing buffers (no barriers, so it also works
+// when called from inside a pool job, where the pool runs the parts one after the
+// other). The depth loop always runs in the same order with the same kc, and each
+// C element is one FMA chain per kc block, so the result does not depend on the
+// thread count or on how C was cut: bitwise identical for a given kernel level.
+//
+// Batches: when there are at least as many batch entries as threads and the
+// matrices are small, threads take whole batch entries instead.
 #include "gemm.h"
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include "../core/cpu_features.h"
 #include "../core/threadpool.h"
+#include "gemm_kernels.h"
+
+#if defined(ITOOL_WITH_BLAS)
+#if defined(ITOOL_BLAS_ACCELERATE)
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+#endif
 
 namespace itool {
 namespace cpu {
 
-void sgemm(const GemmParams& p) {
+namespace {
+
+// ------------------------------------------------------------------ kernels
+const GemmKernel* kernel_for(CpuLevel level) {
+  switch (level) {
+#if defined(ITOOL_HAVE_AVX512)
+    case CpuLevel::Avx512: return gemm_kernel_avx512();
+#endif
+#if defined(ITOOL_HAVE_AVX2)
+    case CpuLevel::Avx2: return gemm_kernel_avx2();
+#endif
+#if defined(ITOOL_HAVE_NEON)
+    case CpuLevel::Neon: return gemm_kernel_neon();
+#endif
+    default: return gemm_kernel_scalar();
+  }
+}
+
+#if defined(ITOOL_WITH_BLAS)
+// ITOOL_GEMM=blas sends sgemm to the system BLAS found at build time.
+bool blas_requested() {
+  static const bool v = [] {
+    const char* e = std::getenv("ITOOL_GEMM");
+    return e != nullptr && std::string(e) == "blas";
+  }();
+  return v;
+}
+#endif
+
+// ------------------------------------------------------------------ buffers
+struct AlignedBuf {
+  float* p = nullptr;
+  size_t n = 0;
+  float* get(size_t want) {
+    if (want > n) {
+      std::free(p);
+      p = nullptr;
+      n = 0;
+      size_t bytes = (want * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw Error(ErrorKind::OutOfMemory, "gemm: out of memory for packing buffers");
+      n = want;
+    }
+    return p;
+  }
+  ~AlignedBuf() { std::free(p); }
+};
+struct PackBufs {
+  AlignedBuf a, b;
+};
+PackBufs& pack_bufs() {
+  static thread_local PackBufs bufs;
+  return bufs;
+}
+
+// ------------------------------------------------------------------ packing
+// op(A)[i, k] = transA ? A[k * lda + i] : A[i * lda + k]
+// Packs rows [i0, i0 + mc) and depth [k0, k0 + kc) into ceil(mc / mr) panels of kc * mr.
+void pack_a(int mr, int64_t mc, int64_t kc, const float* A, int64_t lda, bool trans, int64_t i0, int64_t k0,
+            float* out) {
+  for (int64_t ip = 0; ip < mc; ip += mr) {
+    const int h = static_cast<int>(std::min<int64_t>(mr, mc - ip));
+    float* dst = out + ip * kc;
+    if (trans) {
+      const float* src = A + k0 * lda + (i0 + ip);
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * lda;
+        float* d = dst + k * mr;
+        int i = 0;
+        for (; i < h; ++i) d[i] = s[i];
+        for (; i < mr; ++i) d[i] = 0.f;
+      }
+    } else {
+      for (int i = 0; i < h; ++i) {
+        const float* s = A + (i0 + ip + i) * lda + k0;
+        float* d = dst + i;
+        for (int64_t k = 0; k < kc; ++k) d[k * mr] = s[k];
+      }
+      for (int i = h; i < mr; ++i)
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + i] = 0.f;
+    }
+  }
+}
+
+// op(B)[k, j] = transB ? B[j * ldb + k] : B[k * ldb + j]
+// Packs depth [k0, k0 + kc) and columns [j0, j0 + nc) into ceil(nc / nr) panels of kc * nr.
+void pack_b(int nr, int64_t kc, int64_t nc, const float* B, int64_t ldb, bool trans, int64_t k0, int64_t j0,
+            float* out) {
+  for (int64_t jp = 0; jp < nc; jp += nr) {
+    const int w = static_cast<int>(std::min<int64_t>(nr, nc - jp));
+    float* dst = out + jp * kc;
+    if (!trans) {
+      const float* src = B + k0 * ldb + (j0 + jp);
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * ldb;
+        float* d = dst + k * nr;
+        if (w == nr) {
+          std::memcpy(d, s, sizeof(float) * nr);
+        } else {
+          int j = 0;
+          for (; j < w; ++j) d[j] = s[j];
+          for (; j < nr; ++j) d[j] = 0.f;
+        }
+      }
+    } else {
+      for (int j = 0; j < w; ++j) {
+        const float* s = B + (j0 + jp + j) * ldb + k0;
+        float* d = dst + j;
+        for (int64_t k = 0; k < kc; ++k) d[k * nr] = s[k];
+      }
+      for (int j = w; j < nr; ++j)
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr + j] = 0.f;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ one rectangle of C
+struct Mat {
+  const float* A;
+  const float* B;
+  float* C;
+};
+
+// C[m0:m1, n0:n1] of one batch entry, computed by the calling thread alone.
+void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_t m0, int64_t m1, int64_t n0,
+                 int64_t n1) {
+  if (m0 >= m1 || n0 >= n1) return;
+  const int mr = kr.mr, nr = kr.nr;
+  const int64_t K = p.K;
+  const int64_t kc_max = std::min<int64_t>(kr.kc, K);
+  const int64_t rows = m1 - m0;
+  const int64_t mc_max = std::min<int64_t>((kr.mc / mr) * mr, (rows + mr - 1) / mr * mr);
+  // When all rows fit one A block, B is read once anyway: keep its packed block
+  // small enough to stay in L2 (about 512 KiB) instead of kr.nc.
+  int64_t nc_max = kr.nc;
+  if (rows <= mc_max) nc_max = std::max<int64_t>(nr, ((512 * 1024 / 4) / kc_max) / nr * nr);
+  nc_max = std::min<int64_t>(nc_max, (n1 - n0 + nr - 1) / nr * nr);
+
+  PackBufs& bufs = pack_bufs();
+  float* pa = bufs.a.get(static_cast<size_t>(mc_max * kc_max));
+  float* pb = bufs.b.get(static_cast<size_t>(nc_max * kc_max));
+
+  for (int64_t jc = n0; jc < n1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      const float beta = pc == 0 ? p.beta : 1.0f;
+      pack_b(nr, kc, nc, x.B, p.ldb, p.transB, pc, jc, pb);
+      for (int64_t ic = m0; ic < m1; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, m1 - ic);
+        pack_a(mr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+          const float* b = pb + jr * kc;
+          float* c = x.C + ic * p.ldc + jc + jr;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+            kr.tile(m, n, kc, pa + ir * kc, b, c + ir * p.ldc, p.ldc, p.alpha, beta);
+          }
+        }
+      }
+    }
+  }
+}
+
+// C = beta * C (K == 0 or alpha == 0); beta == 0 writes zeros without reading C.
+void scale_c(const GemmParams& p, float* C) {
+  for (int64_t i = 0; i < p.M; ++i) {
+    float* r = C + i * p.ldc;
+    if (p.beta == 0.f) {
+      std::memset(r, 0, sizeof(float) * p.N);
+    } else if (p.beta != 1.f) {
+      for (int64_t j = 0; j < p.N; ++j) r[j] *= p.beta;
+    }
+  }
+}
+
+Mat batch_mat(const GemmParams& p, int64_t b) {
+  return {static_cast<const float*>(p.A) + b * p.strideA, static_cast<const float*>(p.B) + b * p.strideB,
+          static_cast<float*>(p.C) + b * p.strideC};
+}
+
+void gemm_one(const GemmKernel& kr, const GemmParams& p, const Mat& x) {
+  if (p.K == 0 || p.alpha == 0.f) {
+    scale_c(p, x.C);
+    return;
+  }
+  gemm_region(kr, p, x, 0, p.M, 0, p.N);
+}
+
+// Cuts C into tm x tn rectangles (tm * tn <= nthreads): rows in multiples of mr,
+// columns in multiples of nr. Prefers cutting rows (each thread then packs all of B
+// but only its own A rows) while every part keeps at least 4 panels of rows.
+void plan_grid(const GemmKernel& kr, int64_t M, int64_t N, int nthreads, int& tm, int& tn) {
+  const int64_t mpanels = (M + kr.mr - 1) / kr.mr;
+  const int64_t npanels = (N + kr.nr - 1) / kr.nr;
+  tm = 1;
+  for (int d = nthreads; d >= 1; --d)
+    if (nthreads % d == 0 && mpanels >= 4 * int64_t(d)) {
+      tm = d;
+      break;
+    }
+  tn = nthreads / tm;
+  if (tn > npanels) tn = static_cast<int>(std::max<int64_t>(1, npanels));
+}
+
+void split(int64_t n, int64_t unit, int parts, int idx, int64_t& b, int64_t& e) {
+  const int64_t units = (n + unit - 1) / unit;
+  const int64_t ub = units * idx / parts, ue = units * (idx + 1) / parts;
+  b = std::min(n, ub * unit);
+  e = std::min(n, ue * unit);
+}
+
+#if defined(ITOOL_WITH_BLAS)
+void gemm_blas(const GemmParams& p) {
+  for (int64_t b = 0; b < p.batch; ++b) {
+    Mat x = batch_mat(p, b);
+    cblas_sgemm(CblasRowMajor, p.transA ? CblasTrans : CblasNoTrans, p.transB ? CblasTrans : CblasNoTrans,
+                static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K), p.alpha, x.A,
+                static_cast<int>(p.lda), x.B, static_cast<int>(p.ldb), p.beta, x.C, static_cast<int>(p.ldc));
+  }
+}
+#endif
+
+void validate(const GemmParams& p) {
   if (p.a_type != DType::F32 || p.b_type != DType::F32 || p.c_type != DType::F32)
     throw_type("gemm: the CPU engine computes in f32 only");
+  if (p.M < 0 || p.N < 0 || p.K < 0 || p.batch < 0)
+    throw_range("gemm: M, N, K and batch must be >= 0 (got M=" + std::to_string(p.M) + " N=" +
+                std::to_string(p.N) + " K=" + std::to_string(p.K) + " batch=" + std::to_string(p.batch) + ")");
+  if (p.M == 0 || p.N == 0 || p.batch == 0) return;
+  const int64_t a_cols = p.transA ? p.M : p.K, b_cols = p.transB ? p.K : p.N;
+  if (p.K > 0 && p.lda < std::max<int64_t>(1, a_cols))
+    throw_range("gemm: lda " + std::to_string(p.lda) + " is smaller than the row length " + std::to_string(a_cols));
+  if (p.K > 0 && p.ldb < std::max<int64_t>(1, b_cols))
+    throw_range("gemm: ldb " + std::to_string(p.ldb) + " is smaller than the row length " + std::to_string(b_cols));
+  if (p.ldc < p.N) throw_range("gemm: ldc " + std::to_string(p.ldc) + " is smaller than N " + std::to_string(p.N));
+  if (p.C == nullptr || (p.K > 0 && (p.A == nullptr || p.B == nullptr))) throw_type("gemm: null matrix pointer");
+}
+
+}  // namespace
+
+const char* gemm_kernel_name() {
+#if defined(ITOOL_WITH_BLAS)
+  if (blas_requested()) return "blas";
+#endif
+  return kernel_for(cpu_level())->name;
+}
+
+void sgemm_threads(const GemmParams& p, int nthreads) {
+  validate(p);
+  if (p.M == 0 || p.N == 0 || p.batch == 0) return;
+#if defined(ITOOL_WITH_BLAS)
+  if (blas_requested()) {
+    gemm_blas(p);
+    return;
+  }
+#endif
+  const GemmKernel& kr = *kernel_for(cpu_level());
+  ThreadPool& pool = ThreadPool::global();
+  int nt = std::max(1, std::min(nthreads, pool.size()));
+  const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
+  // Below ~100k FLOP per call the pool's wake-up costs more than it saves.
+  if (flops * double(p.batch) < 1.0e5) nt = 1;
+
+  if (nt == 1) {
+    for (int64_t b = 0; b < p.batch; ++b) gemm_one(kr, p, batch_mat(p, b));
+    return;
+  }
+  // Whole batch entries per thread when they are small or divide evenly.
+  if (p.batch >= nt && (p.batch % nt == 0 || flops < 4.0e6 || p.batch >= 4 * int64_t(nt))) {
+    pool.run([&](int tid, int) {
+      if (tid >= nt) return;
+      const int64_t b0 = p.batch * tid / nt, b1 = p.batch * (tid + 1) / nt;
+      for (int64_t b = b0; b < b1; ++b) gemm_one(kr, p, batch_mat(p, b));
+    });
+    return;
+  }
+  int tm = 1, tn = 1;
+  plan_grid(kr, p.M, p.N, nt, tm, tn);
   for (int64_t b = 0; b < p.batch; ++b) {
-    const float* A = static_cast<const float*>(p.A) + b * p.strideA;
-    const float* B = static_cast<const float*>(p.B) + b * p.strideB;
-    float* C = static_cast<float*>(p.C) + b * p.strideC;
-    ThreadPool::global().parallel_for(p.M, [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; ++m)
-        for (int64_t n = 0; n < p.N; ++n) {
-          float acc = 0.f;
-          for (int64_t k = 0; k < p.K; ++k) {
-            float a = p.transA ? A[k * p.lda + m] : A[m * p.lda + k];
-            float bb = p.transB ? B[n * p.ldb + k] : B[k * p.ldb + n];
-            acc += a * bb;
-          }
-          float c = p.alpha * acc;
-          if (p.beta != 0.f) c += p.beta * C[m * p.ldc + n];
-          C[m * p.ldc + n] = c;
-        }
+    const Mat x = batch_mat(p, b);
+    if (p.K == 0 || p.alpha == 0.f) {
+      scale_c(p, x.C);
+      continue;
+    }
+    pool.run([&](int tid, int) {
+      if (tid >= tm * tn) return;
+      int64_t m0, m1, n0, n1;
+      split(p.M, kr.mr, tm, tid / tn, m0, m1);
+      split(p.N, kr.nr, tn, tid % tn, n0, n1);
+      gemm_region(kr, p, x, m0, m1, n0, n1);
     });
   }
 }
+
+void sgemm(const GemmParams& p) { sgemm_threads(p, ThreadPool::global().size()); }
 
 }  // namespace cpu
 }  // namespace itool
