@@ -1,0 +1,27 @@
+// src/train: SFT and preference trainers, schedules, checkpoints, metrics.
+export { trainSft, planSft, sftForwardBackward, renderAll } from './sft.js';
+export type { SftRenderer, RenderedSample, SftPlan } from './sft.js';
+export { trainPreference, planPreference, pairSequences, pairLogprobSums, preferenceForwardBackward } from './preference.js';
+export type { PairSequences, PreferencePlan, PreferenceTrainOptions, PreferenceStepStats } from './preference.js';
+export { scorePerplexity } from './perplexity.js';
+export type { PerplexityOptions, PerplexityResult } from './perplexity.js';
+export { Checkpointer, CHECKPOINT_VERSION } from './checkpoint.js';
+export type { CheckpointInfo, CheckpointState, CheckpointerOptions } from './checkpoint.js';
+export { runLoop, checkpointerFor, TrainingDivergedError } from './loop.js';
+export type { TrainHooks, TrainResult, StepOutcome, StepInfo } from './loop.js';
+export { SFT_DEFAULTS, PREFERENCE_DEFAULTS, sftOptions, preferenceOptions } from './options.js';
+export type { CommonTrainOptions, SftOptions, PreferenceOptions, PreferenceLossKind } from './options.js';
+export { loadPairs, parsePairs, pairFromJson } from './pairs.js';
+export type { PreferencePair, PairTokenizer } from './pairs.js';
+export { nativePreferenceLoss } from './losses.js';
+export type { PreferenceLossFn, PreferenceLossInput, PreferenceLossOutput, PreferenceLossParams } from './losses.js';
+export { learningRate, warmupStepsOf } from './schedule.js';
+export type { ScheduleKind, ScheduleOptions } from './schedule.js';
+export { Rng, permutation } from './rng.js';
+export type { RngState } from './rng.js';
+export { DEFAULT_STAGES, bucketOf, stageOf, curriculumStages } from './curriculum.js';
+export { sftSequence, packSequences, packGroups, countTargets } from './pack.js';
+export type { TrainSequence, RenderedIds } from './pack.js';
+export { MetricsWriter, Progress } from './report.js';
+export type { StepMetrics } from './report.js';
+export { writeFileAtomic, fsyncTree } from './fsutil.js';
