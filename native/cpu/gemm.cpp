@@ -19,6 +19,7 @@
 // matrices are small, threads take whole batch entries instead.
 #include "gemm.h"
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -65,6 +66,26 @@ bool blas_requested() {
   return v;
 }
 #endif
+
+// ITOOL_GEMM_BLOCK=kc,mc,nc overrides the kernel's cache blocking (for tuning on a
+// new machine; the result bits depend on kc).
+GemmKernel with_blocking(const GemmKernel& k) {
+  static const int* over = [] {
+    static int v[3] = {0, 0, 0};
+    if (const char* e = std::getenv("ITOOL_GEMM_BLOCK")) {
+      if (std::sscanf(e, "%d,%d,%d", &v[0], &v[1], &v[2]) != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1)
+        v[0] = v[1] = v[2] = 0;
+    }
+    return v;
+  }();
+  GemmKernel r = k;
+  if (over[0] > 0) {
+    r.kc = over[0];
+    r.mc = std::max(over[1], k.mr);
+    r.nc = std::max(over[2], k.nr);
+  }
+  return r;
+}
 
 // ------------------------------------------------------------------ buffers
 struct AlignedBuf {
@@ -188,13 +209,13 @@ void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
         pack_a(mr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
-          const float* b = pb + jr * kc;
-          float* c = x.C + ic * p.ldc + jc + jr;
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-            kr.tile(m, n, kc, pa + ir * kc, b, c + ir * p.ldc, p.ldc, p.alpha, beta);
+        for (int64_t ir = 0; ir < mc; ir += mr) {
+          const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
+          const float* a = pa + ir * kc;
+          float* c = x.C + (ic + ir) * p.ldc + jc;
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
+            kr.tile(m, n, kc, a, pb + jr * kc, c + jr, p.ldc, p.alpha, beta);
           }
         }
       }
@@ -295,7 +316,7 @@ void sgemm_threads(const GemmParams& p, int nthreads) {
     return;
   }
 #endif
-  const GemmKernel& kr = *kernel_for(cpu_level());
+  const GemmKernel kr = with_blocking(*kernel_for(cpu_level()));
   ThreadPool& pool = ThreadPool::global();
   int nt = std::max(1, std::min(nthreads, pool.size()));
   const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
