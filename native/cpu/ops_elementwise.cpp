@@ -1,0 +1,266 @@
+// CPU ops: GEMM entry, embedding, RMSNorm, RoPE, SwiGLU, add, bias and the f32
+// vector helpers (sum_squares, scale, axpy, has_nonfinite).
+#include <cmath>
+#include <cstring>
+#include <vector>
+#include "gemm.h"
+#include "ops_common.h"
+
+namespace itool {
+
+using cpu::F;
+using cpu::kernels;
+using cpu::pool;
+
+void CpuBackend::gemm(const GemmParams& p) {
+  if (p.a_type != DType::F32 || p.b_type != DType::F32 || p.c_type != DType::F32)
+    throw_type("cpu gemm: the CPU engine computes in f32 only");
+  if (p.M < 0 || p.N < 0 || p.K < 0 || p.batch < 0) throw_range("cpu gemm: negative size");
+  if (p.M == 0 || p.N == 0 || p.batch == 0) return;
+  cpu::sgemm(p);
+}
+
+// ------------------------------------------------------------------ embedding
+void CpuBackend::embedding_forward(const EmbeddingParams& p) {
+  const float* table = F(p.table);
+  float* out = F(p.out);
+  for (int64_t i = 0; i < p.n; ++i)
+    if (p.ids[i] < 0 || p.ids[i] >= p.vocab)
+      throw_range("cpu embedding_forward: id " + std::to_string(p.ids[i]) + " at " + std::to_string(i) +
+                  " is outside [0, " + std::to_string(p.vocab) + ")");
+  size_t row = static_cast<size_t>(p.dim) * sizeof(float);
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) std::memcpy(out + i * p.dim, table + int64_t(p.ids[i]) * p.dim, row);
+      },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.dim)));
+}
+
+// dtable[ids[i]] += dout[i]: each thread owns a contiguous range of table rows and
+// adds the rows that fall in it in increasing i, so the result does not depend on
+// the thread count.
+void CpuBackend::embedding_backward(const EmbeddingParams& p) {
+  for (int64_t i = 0; i < p.n; ++i)
+    if (p.ids[i] < 0 || p.ids[i] >= p.vocab)
+      throw_range("cpu embedding_backward: id " + std::to_string(p.ids[i]) + " at " + std::to_string(i) +
+                  " is outside [0, " + std::to_string(p.vocab) + ")");
+  const float* dout = F(p.dout);
+  const auto& k = kernels();
+  int64_t parts = (p.n * p.dim < 65536) ? 1 : pool().size();
+  pool().parallel_for(parts, [&](int64_t b, int64_t e) {
+    for (int64_t part = b; part < e; ++part) {
+      int64_t v0 = p.vocab * part / parts, v1 = p.vocab * (part + 1) / parts;
+      for (int64_t i = 0; i < p.n; ++i) {
+        int64_t id = p.ids[i];
+        if (id >= v0 && id < v1) k.axpy(p.dtable + id * p.dim, dout + i * p.dim, 1.0f, p.dim);
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ RMSNorm
+void CpuBackend::rmsnorm_forward(const RmsNormParams& p) {
+  const float* x = F(p.x);
+  const float* w = F(p.w);
+  float* y = F(p.y);
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const float* xr = x + i * p.d;
+          float ms = k.sumsq(xr, p.d) / static_cast<float>(p.d);
+          float r = 1.0f / std::sqrt(ms + p.eps);
+          if (p.rstd) p.rstd[i] = r;
+          k.mul_scale(y + i * p.d, xr, w, r, p.d);
+        }
+      },
+      std::max<int64_t>(1, 8192 / std::max<int64_t>(1, p.d)));
+}
+
+// dx = r*(w*dy) - x * r^3/d * sum_j(w_j dy_j x_j);   dw_j += sum_i dy_ij x_ij r_i
+void CpuBackend::rmsnorm_backward(const RmsNormParams& p) {
+  const float* x = F(p.x);
+  const float* w = F(p.w);
+  const float* dy = F(p.dy);
+  float* dx = F(p.dx);
+  const auto& k = kernels();
+  std::vector<float> rs(static_cast<size_t>(p.n));
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const float* xr = x + i * p.d;
+          float r;
+          if (p.rstd) {
+            r = p.rstd[i];
+          } else {
+            float ms = k.sumsq(xr, p.d) / static_cast<float>(p.d);
+            r = 1.0f / std::sqrt(ms + p.eps);
+          }
+          rs[i] = r;
+          if (dx) {
+            float s = k.dot3(w, dy + i * p.d, xr, p.d);
+            float c = r * r * r * s / static_cast<float>(p.d);
+            k.rms_bwd_row(dx + i * p.d, xr, w, dy + i * p.d, r, c, p.d);
+          }
+        }
+      },
+      std::max<int64_t>(1, 8192 / std::max<int64_t>(1, p.d)));
+  if (!p.dw) return;
+  // columns split across threads; rows added in order (independent of threads)
+  int64_t cb = 64;
+  int64_t nblk = (p.d + cb - 1) / cb;
+  pool().parallel_for(nblk, [&](int64_t b, int64_t e) {
+    int64_t j0 = b * cb, j1 = std::min(p.d, e * cb);
+    std::vector<float> tmp(static_cast<size_t>(j1 - j0));
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float* xr = x + i * p.d;
+      const float* dr = dy + i * p.d;
+      float r = rs[i];
+      for (int64_t j = j0; j < j1; ++j) tmp[j - j0] = dr[j] * xr[j];
+      k.axpy(p.dw + j0, tmp.data(), r, j1 - j0);
+    }
+  });
+}
+
+// ------------------------------------------------------------------ RoPE
+void CpuBackend::rope(const RopeParams& p) {
+  if (p.D % 2 != 0) throw_range("cpu rope: head dim D must be even, got " + std::to_string(p.D));
+  float* x = F(p.x);
+  int64_t half = p.D / 2;
+  pool().parallel_for(
+      p.T,
+      [&](int64_t b, int64_t e) {
+        std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+        for (int64_t t = b; t < e; ++t) {
+          float pos = static_cast<float>(p.pos[t]);
+          for (int64_t i = 0; i < half; ++i) {
+            float ang = pos * p.inv_freq[i];  // f32 product, as Hugging Face computes it
+            cs[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+            float s = static_cast<float>(std::sin(static_cast<double>(ang)));
+            sn[i] = p.inverse ? -s : s;
+          }
+          for (int64_t h = 0; h < p.H; ++h) {
+            float* r = x + (t * p.H + h) * p.D;
+            float* r2 = r + half;
+            for (int64_t i = 0; i < half; ++i) {
+              float a = r[i], bb = r2[i];
+              r[i] = a * cs[i] - bb * sn[i];
+              r2[i] = bb * cs[i] + a * sn[i];
+            }
+          }
+        }
+      },
+      std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.H * p.D)));
+}
+
+// ------------------------------------------------------------------ SwiGLU, add, bias
+static constexpr int64_t kGrain = 16384;
+
+void CpuBackend::swiglu_forward(const SwigluParams& p) {
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n, [&](int64_t b, int64_t e) { k.swiglu_fwd(F(p.out) + b, F(p.gate) + b, F(p.up) + b, e - b); }, kGrain);
+}
+void CpuBackend::swiglu_backward(const SwigluParams& p) {
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        k.swiglu_bwd(F(p.dgate) + b, F(p.dup) + b, F(p.gate) + b, F(p.up) + b, F(p.dout) + b, e - b);
+      },
+      kGrain);
+}
+void CpuBackend::add(const AddParams& p) {
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n, [&](int64_t b, int64_t e) { k.add(F(p.out) + b, F(p.a) + b, F(p.b) + b, e - b); }, kGrain);
+}
+void CpuBackend::bias_forward(const BiasParams& p) {
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) k.add(F(p.x) + i * p.d, F(p.x) + i * p.d, F(p.bias), p.d);
+      },
+      std::max<int64_t>(1, kGrain / std::max<int64_t>(1, p.d)));
+}
+void CpuBackend::bias_backward(const BiasParams& p) {
+  const auto& k = kernels();
+  int64_t cb = 64;
+  int64_t nblk = (p.d + cb - 1) / cb;
+  pool().parallel_for(nblk, [&](int64_t b, int64_t e) {
+    int64_t j0 = b * cb, j1 = std::min(p.d, e * cb);
+    for (int64_t i = 0; i < p.n; ++i) k.axpy(p.dbias + j0, F(p.dy) + i * p.d + j0, 1.0f, j1 - j0);
+  });
+}
+
+// ------------------------------------------------------------------ f32 vector helpers
+// sum of squares in double over fixed blocks (independent of the thread count)
+double CpuBackend::sum_squares(const float* x, int64_t n) {
+  if (n <= 0) return 0.0;
+  const int64_t blk = 4096;
+  int64_t nb = (n + blk - 1) / blk;
+  std::vector<double> part(static_cast<size_t>(nb));
+  const auto& k = kernels();
+  pool().parallel_for(
+      nb,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          int64_t s = i * blk, t = std::min(n, s + blk);
+          part[i] = static_cast<double>(k.sumsq(x + s, t - s));
+        }
+      },
+      16);
+  double acc = 0.0;
+  for (double v : part) acc += v;
+  return acc;
+}
+void CpuBackend::scale(float* x, int64_t n, float s) {
+  const auto& k = kernels();
+  pool().parallel_for(n, [&](int64_t b, int64_t e) { k.scal(x + b, s, e - b); }, kGrain * 4);
+}
+void CpuBackend::axpy(float* y, const float* x, int64_t n, float a) {
+  const auto& k = kernels();
+  pool().parallel_for(n, [&](int64_t b, int64_t e) { k.axpy(y + b, x + b, a, e - b); }, kGrain * 4);
+}
+bool CpuBackend::has_nonfinite(const float* x, int64_t n) {
+  if (n <= 0) return false;
+  const int64_t blk = 65536;
+  int64_t nb = (n + blk - 1) / blk;
+  std::vector<char> bad(static_cast<size_t>(nb), 0);
+  pool().parallel_for(nb, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      int64_t s = i * blk, t = std::min(n, s + blk);
+      uint32_t acc = 0;
+      for (int64_t j = s; j < t; ++j) {
+        uint32_t u;
+        std::memcpy(&u, x + j, 4);
+        acc |= ((u & 0x7f800000u) == 0x7f800000u);
+      }
+      bad[i] = acc != 0;
+    }
+  });
+  for (char c : bad)
+    if (c) return true;
+  return false;
+}
+
+// ------------------------------------------------------------------ AdamW
+void CpuBackend::adamw(const AdamWParams& p) {
+  if (p.step < 1) throw_range("cpu adamw: step must be >= 1, got " + std::to_string(p.step));
+  double bc1 = 1.0 / (1.0 - std::pow(static_cast<double>(p.beta1), static_cast<double>(p.step)));
+  double bc2 = 1.0 / (1.0 - std::pow(static_cast<double>(p.beta2), static_cast<double>(p.step)));
+  const auto& k = kernels();
+  pool().parallel_for(
+      p.n,
+      [&](int64_t b, int64_t e) {
+        k.adamw(p.param + b, p.grad + b, p.m + b, p.v + b, e - b, p.lr, p.beta1, p.beta2, p.eps, p.weight_decay,
+                static_cast<float>(bc1), static_cast<float>(bc2), p.grad_scale);
+      },
+      kGrain);
+}
+
+}  // namespace itool

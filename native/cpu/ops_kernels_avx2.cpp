@@ -1,0 +1,4 @@
+// AVX2+FMA build of the op inner loops (compiled with -mavx2 -mfma by CMake).
+#define ITOOL_KNAME kernels_avx2
+#define ITOOL_KNAME_STR "avx2"
+#include "ops_kernels.inc"

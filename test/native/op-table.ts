@@ -1,0 +1,336 @@
+// The op table: every op of native/core/ops.h against the float64 references in
+// test/reference/ops64.ts, in the style of ggml's test-backend-ops. Each case builds
+// its inputs, runs the op through native.ops on ctx.device, and compares with the
+// stated per-op tolerance (f32 on the CPU; bf16 tolerances for a CUDA run, which
+// reuses this table by passing { device: 'cuda:0', act: 'bf16' }). Every backward is
+// first checked against central finite differences of the float64 forward, then the
+// kernel's gradient against the float64 backward.
+import { toFloat32, type NativeTensor } from '../../src/engine/tensor.js';
+import * as R from '../reference/ops64.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Native = Record<string, any>;
+export interface Ctx {
+  native: Native;
+  device: string;
+  act: 'f32' | 'bf16';
+  /** reduced sizes (sanitizer builds are ~5x slower) */
+  small: boolean;
+}
+export interface Tol {
+  atol: number;
+  rtol: number;
+}
+export interface OpCase {
+  op: string;
+  name: string;
+  run: (ctx: Ctx) => Promise<void>;
+}
+
+// ------------------------------------------------------------------ helpers
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+export function randn(r: () => number, n: number, s = 1): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(r(), 1e-12), v = r();
+    out[i] = s * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  return out;
+}
+export function randint(r: () => number, n: number, lo: number, hi: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + Math.floor(r() * (hi - lo));
+  return out;
+}
+
+interface Made {
+  t: NativeTensor;
+  /** the values as stored (after rounding to the tensor's dtype) */
+  v: Float64Array;
+}
+function mk(ctx: Ctx, data: Float64Array, shape: number[], dtype: 'act' | 'f32'): Made {
+  const dt = dtype === 'act' ? ctx.act : 'f32';
+  const t = ctx.native.tensorFromArray({ data: Float32Array.from(data), dtype: dt, shape, device: ctx.device }) as NativeTensor;
+  return { t, v: Float64Array.from(toFloat32(t)) };
+}
+function mki(ctx: Ctx, data: ArrayLike<number>, shape: number[]): NativeTensor {
+  return ctx.native.tensorFromArray({ data: Int32Array.from(data), dtype: 'i32', shape, device: ctx.device }) as NativeTensor;
+}
+export function read(t: NativeTensor): Float64Array {
+  return Float64Array.from(toFloat32(t));
+}
+
+/** Throws unless |got - want| <= atol + rtol*|want| everywhere (NaN/Inf must match). */
+export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: Tol, what: string): void {
+  if (got.length !== want.length) throw new Error(`${what}: length ${got.length} != ${want.length}`);
+  let worst = -1, worstI = -1;
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (!Number.isFinite(w) || !Number.isFinite(g)) {
+      if (!Object.is(g, w) && !(Number.isNaN(g) && Number.isNaN(w))) throw new Error(`${what}[${i}]: got ${g}, want ${w}`);
+      continue;
+    }
+    const ex = Math.abs(g - w) - (tol.atol + tol.rtol * Math.abs(w));
+    if (ex > worst) {
+      worst = ex;
+      worstI = i;
+    }
+  }
+  if (worst > 0)
+    throw new Error(`${what}: [${worstI}] got ${got[worstI]}, want ${want[worstI]} (|diff| ${Math.abs(got[worstI]! - want[worstI]!).toExponential(3)} > atol ${tol.atol} + rtol ${tol.rtol}·|want|)`);
+}
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+function axpyF(x: Float64Array, d: Float64Array, h: number): Float64Array {
+  return x.map((v, i) => v + h * d[i]!);
+}
+/**
+ * Central finite differences of a float64 scalar function along random directions:
+ * checks <grad, dir> == (f(x + h dir) - f(x - h dir)) / 2h for each input.
+ */
+export function fdCheck(f: (xs: Float64Array[]) => number, xs: Float64Array[], grads: Float64Array[], what: string, seed = 7, h = 1e-5, rtol = 1e-6): void {
+  const r = rng(seed);
+  for (let k = 0; k < xs.length; k++) {
+    for (let rep = 0; rep < 2; rep++) {
+      const dir = randn(r, xs[k]!.length);
+      const plus = xs.map((x, i) => (i === k ? axpyF(x, dir, h) : x));
+      const minus = xs.map((x, i) => (i === k ? axpyF(x, dir, -h) : x));
+      const fd = (f(plus) - f(minus)) / (2 * h);
+      const an = dot(grads[k]!, dir);
+      const scale = Math.max(1e-8, Math.abs(an), Math.abs(fd));
+      if (Math.abs(fd - an) > rtol * scale + 1e-9)
+        throw new Error(`${what}: finite differences disagree with the float64 gradient of input ${k}: fd ${fd}, analytic ${an}`);
+    }
+  }
+}
+
+// per-op tolerances: f32 on the CPU, bf16 on CUDA (inputs are rounded to bf16 before
+// the reference sees them, so only the op's own rounding counts)
+function tol(ctx: Ctx, f32: Tol, bf16: Tol): Tol {
+  return ctx.act === 'f32' ? f32 : bf16;
+}
+const ELEM = (ctx: Ctx): Tol => tol(ctx, { atol: 1e-6, rtol: 2e-6 }, { atol: 1e-2, rtol: 1e-2 });
+const REDUCE = (ctx: Ctx): Tol => tol(ctx, { atol: 1e-5, rtol: 1e-5 }, { atol: 2e-2, rtol: 2e-2 });
+
+// ------------------------------------------------------------------ cases
+export function opTable(): OpCase[] {
+  const cases: OpCase[] = [];
+  const add = (op: string, name: string, run: (ctx: Ctx) => Promise<void>): void => {
+    cases.push({ op, name, run });
+  };
+
+  // ---------------- gemm (the CPU entry delegates to cpu::sgemm; its own suite lives with it)
+  for (const [M, N, K, ta, tb] of [
+    [1, 1, 1, false, false],
+    [3, 5, 7, true, false],
+    [17, 13, 33, false, true],
+    [31, 1, 65, true, true],
+  ] as Array<[number, number, number, boolean, boolean]>) {
+    add('gemm', `M${M} N${N} K${K} ${ta ? 'T' : 'N'}${tb ? 'T' : 'N'}`, async (ctx) => {
+      const r = rng(M * 100 + N);
+      const a = mk(ctx, randn(r, M * K), ta ? [K, M] : [M, K], 'act');
+      const b = mk(ctx, randn(r, K * N), tb ? [N, K] : [K, N], 'act');
+      const { c } = await ctx.native.ops.gemm({ a: a.t, b: b.t, transA: ta, transB: tb, alpha: 0.5 });
+      const want = new Float64Array(M * N);
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += (ta ? a.v[k * M + i]! : a.v[i * K + k]!) * (tb ? b.v[j * K + k]! : b.v[k * N + j]!);
+          want[i * N + j] = 0.5 * s;
+        }
+      expectClose(read(c), want, tol(ctx, { atol: 1e-5 * Math.sqrt(K), rtol: 1e-5 }, { atol: 3e-2, rtol: 2e-2 }), 'gemm');
+    });
+  }
+
+  // ---------------- embedding
+  for (const [V, dim, n] of [
+    [1, 1, 1],
+    [37, 19, 53],
+    [7, 67, 1000],
+  ]) {
+    add('embedding', `V${V} dim${dim} n${n}`, async (ctx) => {
+      const r = rng(V + dim + n);
+      const table = mk(ctx, randn(r, V * dim), [V, dim], 'act');
+      const ids = randint(r, n, 0, V);
+      ids[0] = V - 1;
+      const idsT = mki(ctx, ids, [n]);
+      const { out } = await ctx.native.ops.embeddingForward({ ids: idsT, table: table.t });
+      expectClose(read(out), R.embeddingForward(ids, table.v, dim), { atol: 0, rtol: 0 }, 'embedding forward');
+      // backward: scatter-add; repeated ids accumulate
+      const dout = mk(ctx, randn(r, n * dim), [n, dim], 'act');
+      const init = randn(r, V * dim);
+      const dtable = mk(ctx, init, [V, dim], 'f32');
+      await ctx.native.ops.embeddingBackward({ ids: idsT, dout: dout.t, dtable: dtable.t });
+      const want = R.embeddingBackward(ids, dout.v, V, dim).map((g, i) => g + dtable.v[i]!);
+      // linear op: finite differences of sum(dout*forward) wrt table give the scatter-add
+      if (V * dim <= 2000)
+        fdCheck((xs) => dot(R.embeddingForward(ids, xs[0]!, dim), dout.v), [table.v], [R.embeddingBackward(ids, dout.v, V, dim)], 'embedding');
+      expectClose(read(dtable.t), want, { atol: 1e-5, rtol: 1e-5 }, 'embedding backward');
+    });
+  }
+
+  // ---------------- RMSNorm
+  for (const [n, d] of [
+    [1, 1],
+    [3, 17],
+    [29, 130],
+    [5, 1031],
+  ]) {
+    add('rmsnorm', `n${n} d${d}`, async (ctx) => {
+      const r = rng(n * 7 + d);
+      const eps = 1e-5;
+      const x = mk(ctx, randn(r, n * d, 2), [n, d], 'act');
+      const w = mk(ctx, randn(r, d).map((v) => 1 + 0.3 * v), [d], 'act');
+      const { y, rstd } = await ctx.native.ops.rmsnormForward({ x: x.t, w: w.t, eps });
+      const ref = R.rmsnormForward(x.v, w.v, n, d, eps);
+      expectClose(read(y), ref.y, REDUCE(ctx), 'rmsnorm y');
+      expectClose(read(rstd), ref.rstd, tol(ctx, { atol: 1e-6, rtol: 1e-5 }, { atol: 1e-3, rtol: 1e-3 }), 'rmsnorm rstd');
+      const dy = mk(ctx, randn(r, n * d), [n, d], 'act');
+      const g = R.rmsnormBackward(x.v, w.v, dy.v, n, d, eps);
+      fdCheck((xs) => dot(R.rmsnormForward(xs[0]!, xs[1]!, n, d, eps).y, dy.v), [x.v, w.v], [g.dx, g.dw], 'rmsnorm');
+      const dw0 = mk(ctx, randn(r, d), [d], 'f32');
+      const out = await ctx.native.ops.rmsnormBackward({ x: x.t, w: w.t, dy: dy.t, rstd, eps, dw: dw0.t });
+      expectClose(read(out.dx), g.dx, REDUCE(ctx), 'rmsnorm dx');
+      expectClose(read(out.dw), g.dw.map((v, i) => v + dw0.v[i]!), tol(ctx, { atol: 1e-5 * Math.sqrt(n), rtol: 1e-5 }, { atol: 5e-2, rtol: 2e-2 }), 'rmsnorm dw');
+      const out2 = await ctx.native.ops.rmsnormBackward({ x: x.t, w: w.t, dy: dy.t, eps });
+      expectClose(read(out2.dx), g.dx, REDUCE(ctx), 'rmsnorm dx (rstd recomputed)');
+    });
+  }
+
+  // ---------------- RoPE
+  for (const [T, H, D, theta, maxPos] of [
+    [1, 1, 2, 10000, 1],
+    [7, 3, 6, 10000, 50],
+    [13, 4, 64, 500000, 4096],
+  ]) {
+    add('rope', `T${T} H${H} D${D} theta${theta}`, async (ctx) => {
+      const r = rng(T * H * D);
+      const x = mk(ctx, randn(r, T * H * D), [T, H, D], 'act');
+      const pos = randint(r, T, 0, maxPos);
+      const inv = Float32Array.from(R.invFreq(D, theta));
+      const invT = ctx.native.tensorFromArray({ data: inv, dtype: 'f32', shape: [D / 2], device: ctx.device });
+      await ctx.native.ops.rope({ x: x.t, pos: mki(ctx, pos, [T]), invFreq: invT });
+      const want = R.rope(x.v, pos, inv, T, H, D);
+      // angles up to ~4096 rad: f32 angle products differ from f64 by ~|angle|·6e-8
+      const t = tol(ctx, { atol: 2e-6 + maxPos * 2e-7, rtol: 1e-5 }, { atol: 2e-2, rtol: 1e-2 });
+      expectClose(read(x.t), want, t, 'rope');
+      // the backward is the inverse rotation: orthogonal, so it is its own adjoint check
+      const dy = randn(r, T * H * D);
+      const gx = R.rope(dy, pos, inv, T, H, D, true);
+      fdCheck((xs) => dot(R.rope(xs[0]!, pos, inv, T, H, D), dy), [x.v], [gx], 'rope');
+      const dyT = mk(ctx, dy, [T, H, D], 'act');
+      await ctx.native.ops.rope({ x: dyT.t, pos: mki(ctx, pos, [T]), invFreq: invT, inverse: true });
+      expectClose(read(dyT.t), R.rope(dyT.v, pos, inv, T, H, D, true), t, 'rope inverse');
+    });
+  }
+
+  // ---------------- SwiGLU
+  for (const [n, s] of [
+    [1, 1],
+    [1000, 3],
+    [517, 40],
+  ]) {
+    add('swiglu', `n${n} scale${s}`, async (ctx) => {
+      const r = rng(n + s);
+      const gd = randn(r, n, s);
+      if (n > 10) {
+        gd[0] = 1e4;
+        gd[1] = -1e4;
+        gd[2] = 0;
+        gd[3] = -88;
+      }
+      const g = mk(ctx, gd, [n], 'act');
+      const u = mk(ctx, randn(r, n), [n], 'act');
+      const { out } = await ctx.native.ops.swigluForward({ gate: g.t, up: u.t });
+      expectClose(read(out), R.swigluForward(g.v, u.v), ELEM(ctx), 'swiglu out');
+      const dout = mk(ctx, randn(r, n), [n], 'act');
+      const ref = R.swigluBackward(g.v, u.v, dout.v);
+      const gm = g.v.map((v) => Math.max(-30, Math.min(30, v))); // FD away from the ±1e4 saturation
+      const refm = R.swigluBackward(gm, u.v, dout.v);
+      fdCheck((xs) => dot(R.swigluForward(xs[0]!, xs[1]!), dout.v), [gm, u.v], [refm.dgate, refm.dup], 'swiglu');
+      const got = await ctx.native.ops.swigluBackward({ gate: g.t, up: u.t, dout: dout.t });
+      expectClose(read(got.dgate), ref.dgate, ELEM(ctx), 'swiglu dgate');
+      expectClose(read(got.dup), ref.dup, ELEM(ctx), 'swiglu dup');
+    });
+  }
+
+  // ---------------- add, bias
+  for (const n of [1, 37, 100003]) {
+    add('add', `n${n}`, async (ctx) => {
+      const r = rng(n);
+      const a = mk(ctx, randn(r, n), [n], 'act'), b = mk(ctx, randn(r, n), [n], 'act');
+      const { out } = await ctx.native.ops.add({ a: a.t, b: b.t });
+      expectClose(read(out), R.add(a.v, b.v), ELEM(ctx), 'add');
+    });
+  }
+  for (const [n, d] of [
+    [1, 1],
+    [17, 33],
+    [130, 67],
+  ]) {
+    add('bias', `n${n} d${d}`, async (ctx) => {
+      const r = rng(n * d);
+      const x = mk(ctx, randn(r, n * d), [n, d], 'act'), b = mk(ctx, randn(r, d), [d], 'act');
+      await ctx.native.ops.biasForward({ x: x.t, bias: b.t });
+      expectClose(read(x.t), R.biasForward(x.v, b.v, n, d), ELEM(ctx), 'bias forward');
+      const dy = mk(ctx, randn(r, n * d), [n, d], 'act');
+      const gb = R.biasBackward(dy.v, n, d);
+      fdCheck((xs) => dot(R.biasForward(x.v, xs[0]!, n, d), dy.v), [b.v], [gb], 'bias');
+      const { dbias } = await ctx.native.ops.biasBackward({ dy: dy.t });
+      expectClose(read(dbias), gb, tol(ctx, { atol: 1e-5 * Math.sqrt(n), rtol: 1e-5 }, { atol: 5e-2, rtol: 2e-2 }), 'bias backward');
+    });
+  }
+
+  // ---------------- AdamW and the f32 vector helpers
+  for (const [n, step, wd, gs] of [
+    [1, 1, 0, 1],
+    [1001, 10, 0.1, 0.5],
+  ]) {
+    add('adamw', `n${n} step${step} wd${wd}`, async (ctx) => {
+      const r = rng(n + step);
+      const p = mk(ctx, randn(r, n), [n], 'f32'), g = mk(ctx, randn(r, n), [n], 'f32');
+      const m = mk(ctx, randn(r, n, 0.1), [n], 'f32'), v = mk(ctx, randn(r, n, 0.1).map((x) => x * x), [n], 'f32');
+      const o = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: wd, step, gradScale: gs };
+      await ctx.native.ops.adamw({ param: p.t, grad: g.t, m: m.t, v: v.t, ...o });
+      const want = R.adamw(p.v, g.v, m.v, v.v, o);
+      expectClose(read(p.t), want.p, { atol: 1e-6, rtol: 1e-5 }, 'adamw param');
+      expectClose(read(m.t), want.m, { atol: 1e-7, rtol: 1e-5 }, 'adamw m');
+      expectClose(read(v.t), want.v, { atol: 1e-8, rtol: 1e-5 }, 'adamw v');
+    });
+  }
+  for (const n of [0, 1, 4097, 100003]) {
+    add('vector', `sumSquares/scale/axpy/hasNonfinite n${n}`, async (ctx) => {
+      const r = rng(n + 1);
+      const x = mk(ctx, randn(r, n), [n], 'f32'), y = mk(ctx, randn(r, n), [n], 'f32');
+      const ss = await ctx.native.ops.sumSquares({ x: x.t });
+      const want = dot(x.v, x.v);
+      if (Math.abs(ss - want) > 1e-6 * Math.max(1, want)) throw new Error(`sumSquares: got ${ss}, want ${want}`);
+      await ctx.native.ops.axpy({ y: y.t, x: x.t, a: -0.75 });
+      expectClose(read(y.t), y.v.map((v, i) => v - 0.75 * x.v[i]!), ELEM(ctx), 'axpy');
+      await ctx.native.ops.scale({ x: x.t, s: 3 });
+      expectClose(read(x.t), x.v.map((v) => 3 * v), ELEM(ctx), 'scale');
+      if ((await ctx.native.ops.hasNonfinite({ x: x.t })) !== false) throw new Error('hasNonfinite: finite data reported as non-finite');
+      if (n > 0) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          const d = Float32Array.from(x.v);
+          d[n - 1] = bad;
+          const t = ctx.native.tensorFromArray({ data: d, dtype: 'f32', shape: [n], device: ctx.device });
+          if ((await ctx.native.ops.hasNonfinite({ x: t })) !== true) throw new Error(`hasNonfinite: missed ${bad} at the end`);
+        }
+      }
+    });
+  }
+  return cases;
+}

@@ -1,0 +1,75 @@
+// CPU ops against float64 references (the op table in op-table.ts), at every CPU kernel
+// level the machine has; determinism; argument validation.
+import { afterAll, describe, expect, it } from 'vitest';
+import { addon } from '../helpers/native.js';
+import { opTable, randn, rng, type Ctx } from './op-table.js';
+
+const native = addon();
+const info = native.info();
+const levels: string[] = info.cpu.available.filter((l: string) => l !== 'neon' || info.cpu.arch === 'arm64');
+const initial: string = info.cpu.kernels;
+const small = !!process.env.ITOOL_ASAN;
+const table = opTable();
+
+afterAll(() => {
+  native.setCpuKernels(initial);
+});
+
+for (const level of levels) {
+  describe(`ops on cpu, kernels ${level}`, () => {
+    const ctx: Ctx = { native, device: 'cpu', act: 'f32', small };
+    for (const c of table) {
+      it(`${c.op}: ${c.name}`, async () => {
+        expect(native.setCpuKernels(level)).toBe(level);
+        await c.run(ctx);
+      });
+    }
+  });
+}
+
+describe('determinism', () => {
+  it('two runs give bitwise equal outputs', async () => {
+    native.setCpuKernels(initial);
+    const r = rng(99);
+    const f = (n: number, s = 1) => native.tensorFromArray({ data: Float32Array.from(randn(r, n, s)), dtype: 'f32', shape: [n] });
+    const V = 50, dim = 33, n = 4000;
+    const ids = native.tensorFromArray({ data: Int32Array.from({ length: n }, (_, i) => (i * 7) % V), dtype: 'i32', shape: [n] });
+    const dout = native.tensorFromArray({ data: Float32Array.from(randn(r, n * dim)), dtype: 'f32', shape: [n, dim] });
+    const x = native.tensorFromArray({ data: Float32Array.from(randn(r, 300 * 257)), dtype: 'f32', shape: [300, 257] });
+    const w = f(257);
+    const run = async () => {
+      const e = await native.ops.embeddingBackward({ ids, dout, vocab: V });
+      const fw = await native.ops.rmsnormForward({ x, w });
+      const bw = await native.ops.rmsnormBackward({ x, w, dy: x, rstd: fw.rstd });
+      const ss = await native.ops.sumSquares({ x: dout });
+      return [e.dtable.toArray(), bw.dx.toArray(), bw.dw.toArray(), new Float64Array([ss])];
+    };
+    const a = await run(), b = await run();
+    for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i]!.buffer).equals(Buffer.from(b[i]!.buffer))).toBe(true);
+  });
+});
+
+describe('argument validation', () => {
+  const t = (data: number[], shape: number[], dtype = 'f32') =>
+    native.tensorFromArray({ data: dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data), dtype, shape });
+  it('names op and argument', async () => {
+    const x = t([1, 2, 3, 4], [2, 2]);
+    await expect(async () => native.ops.rmsnormForward({ x, w: t([1, 2, 3], [3]) })).rejects.toThrow(/ops.rmsnormForward: argument 'w' must have shape \[2\]/);
+    await expect(async () => native.ops.rmsnormForward({ x, w: t([1, 2], [2], 'i32') })).rejects.toThrow(/ops.rmsnormForward: argument 'w' must have dtype f32/);
+    await expect(async () => native.ops.embeddingForward({ ids: t([0, 5], [2], 'i32'), table: x })).rejects.toThrow(/ops.embeddingForward: argument 'ids'\[1\] = 5 is outside \[0, 2\)/);
+    await expect(async () => native.ops.swigluForward({ gate: x, up: t([1, 2], [2]) })).rejects.toThrow(/argument 'up' must have (rank|shape)/);
+    await expect(async () => native.ops.add({ a: x })).rejects.toThrow(/ops.add: argument 'b'/);
+    await expect(async () => native.ops.adamw({ param: x, grad: x, m: x, v: x, lr: 1, step: 1 })).rejects.toThrow(/four different tensors/);
+    await expect(async () => native.ops.adamw({ param: x, grad: t([1, 2, 3, 4], [2, 2]), m: t([0, 0, 0, 0], [2, 2]), v: t([0, 0, 0, 0], [2, 2]), lr: 1, step: 0 })).rejects.toThrow(/argument 'step' must be in/);
+    await expect(async () => native.ops.rope({ x: t([1, 2, 3], [1, 1, 3]), pos: t([0], [1], 'i32'), invFreq: t([1], [1]) })).rejects.toThrow(/even head dim/);
+    const disposed = t([1], [1]);
+    disposed.dispose();
+    await expect(async () => native.ops.scale({ x: disposed, s: 2 })).rejects.toThrow(/ops.scale: argument 'x' is a disposed Tensor/);
+    await expect(async () => native.ops.gemm({ a: x, b: t([1, 2, 3], [3, 1]) })).rejects.toThrow(/ops.gemm: inner dimensions differ/);
+  });
+  it.skipIf(!info.cuda.compiled || info.cuda.devices.length === 0)('rejects tensors on two devices (needs a CUDA device)', async () => {
+    const a = t([1, 2], [2]);
+    const b = native.tensorFromArray({ data: Float32Array.from([1, 2]), dtype: info.cuda.devices.length ? 'bf16' : 'f32', shape: [2], device: 'cuda:0' });
+    await expect(async () => native.ops.add({ a, b })).rejects.toThrow(/all tensors of one call must be on one device/);
+  });
+});
