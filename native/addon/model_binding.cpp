@@ -1,0 +1,577 @@
+// N-API binding of the model (native/core/model.h) and of safetensors read/write.
+// modelCreate(options) returns a plain object whose methods close over the model;
+// long work (forward, backward, step, decoding, load/save) runs off the event loop.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include "../core/model.h"
+#include "../core/safetensors.h"
+#include "util.h"
+
+namespace itool {
+namespace addon {
+
+namespace {
+
+struct Holder {
+  std::shared_ptr<Model> m;
+  std::shared_ptr<Model> get(const char* fn) const {
+    if (!m) throw_type(std::string(fn) + ": the model is disposed");
+    return m;
+  }
+};
+
+std::vector<float> f32_array(const Napi::Value& v, const char* fn, const char* arg) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type(std::string(fn) + ": argument '" + arg + "' must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
+  return a;
+}
+Napi::Int32Array to_i32(Napi::Env env, const std::vector<int32_t>& v) {
+  Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
+  return a;
+}
+
+std::string path_value(const Napi::Value& v, const char* fn, const char* arg) {
+  std::string s = string_value(v, fn, arg);
+  if (s.empty()) throw_type(std::string(fn) + ": argument '" + arg + "' must be a non-empty path");
+  if (s.find('\0') != std::string::npos) throw_type(std::string(fn) + ": argument '" + arg + "' contains a NUL byte");
+  return s;
+}
+
+ModelConfig config_value(const Napi::Value& v, const char* fn) {
+  if (!v.IsObject() || v.IsArray()) throw_type(std::string(fn) + ": argument 'config' must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  ModelConfig c;
+  c.architecture = get_string(o, "architecture", fn);
+  c.vocab = get_int(o, "vocabSize", fn, 1, int64_t(1) << 24);
+  c.hidden = get_int(o, "hiddenSize", fn, 1, 1 << 16);
+  c.inter = get_int(o, "intermediateSize", fn, 1, 1 << 18);
+  c.layers = get_int(o, "numLayers", fn, 1, 1024);
+  c.heads = get_int(o, "numHeads", fn, 1, 1024);
+  c.kv_heads = get_int(o, "numKvHeads", fn, 1, 1024);
+  c.head_dim = get_int(o, "headDim", fn, 2, 1024);
+  c.eps = float(get_number(o, "rmsNormEps", fn, 1e-12, 1.0));
+  c.rope_theta = get_number(o, "ropeTheta", fn, 1e-6, 1e12);
+  c.max_pos = get_int(o, "maxPositionEmbeddings", fn, 1, int64_t(1) << 24, 4096);
+  c.tie = get_bool(o, "tieWordEmbeddings", fn, false);
+  c.attn_bias = get_bool(o, "attentionBias", fn, false);
+  c.qk_norm = get_bool(o, "qkNorm", fn, false);
+  if (has(o, "ropeScaling") && !o.Get("ropeScaling").IsNull() && !o.Get("ropeScaling").IsUndefined()) {
+    Napi::Value rv = o.Get("ropeScaling");
+    if (!rv.IsObject() || rv.IsArray()) throw_type(std::string(fn) + ": argument 'ropeScaling' must be an object or null");
+    Napi::Object r = rv.As<Napi::Object>();
+    std::string t = get_string(r, "ropeType", fn);
+    if (t != "llama3") throw_range(std::string(fn) + ": ropeScaling.ropeType '" + t + "' is not supported (llama3 is)");
+    c.rope_llama3 = true;
+    c.rope_factor = get_number(r, "factor", fn, 1e-6, 1e6);
+    c.low_freq_factor = get_number(r, "lowFreqFactor", fn, 1e-6, 1e6);
+    c.high_freq_factor = get_number(r, "highFreqFactor", fn, 1e-6, 1e6);
+    c.orig_max_pos = get_int(r, "originalMaxPositionEmbeddings", fn, 1, int64_t(1) << 24);
+  }
+  c.validate();
+  return c;
+}
+
+int64_t cache_id(const Napi::Value& v, const char* fn) { return int_value(v, fn, "cache", 1, int64_t(1) << 52); }
+
+std::vector<int64_t> cache_ids(const Napi::Value& v, const char* fn) {
+  if (!v.IsArray()) throw_type(std::string(fn) + ": argument 'caches' must be an array of cache ids");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > 65536) throw_range(std::string(fn) + ": at most 65536 caches per batch");
+  std::vector<int64_t> ids;
+  for (uint32_t i = 0; i < a.Length(); ++i) ids.push_back(cache_id(a.Get(i), fn));
+  return ids;
+}
+
+using Method = std::function<Napi::Value(const Napi::CallbackInfo&, const std::shared_ptr<Model>&)>;
+
+void method(Napi::Env env, Napi::Object obj, std::shared_ptr<Holder> h, const char* name, Method fn) {
+  std::string full = std::string("model.") + name;
+  obj.Set(name, js_fn(env, name, [h, fn, full](const Napi::CallbackInfo& info) -> Napi::Value {
+            auto m = h->get(full.c_str());
+            return fn(info, m);
+          }));
+}
+
+Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
+  auto h = std::make_shared<Holder>();
+  h->m = model;
+  Napi::Object o = Napi::Object::New(env);
+
+  method(env, o, h, "numParameters", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    return Napi::Number::New(info.Env(), double(m->num_parameters()));
+  });
+  method(env, o, h, "trainableParameters", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    return Napi::Number::New(info.Env(), double(m->trainable_parameters()));
+  });
+  method(env, o, h, "setRecompute", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsBoolean()) throw_type("model.setRecompute: argument 'on' must be a boolean");
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->set_recompute(info[0].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+
+  // forward({tokens, targets, cuSeqlens, positions?, train?, logits?}) -> Promise<{logprobs, logits?}>
+  method(env, o, h, "forward", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.forward";
+    Napi::Object a = object_arg(info, 0, fn, "batch");
+    auto tokens = std::make_shared<std::vector<int32_t>>(int32_array_value(a.Get("tokens"), fn, "tokens"));
+    auto targets = std::make_shared<std::vector<int32_t>>(int32_array_value(a.Get("targets"), fn, "targets"));
+    auto cu = std::make_shared<std::vector<int32_t>>(int32_array_value(a.Get("cuSeqlens"), fn, "cuSeqlens"));
+    int64_t T = int64_t(tokens->size());
+    const ModelConfig& c = m->config();
+    if (T < 1 || T > (int64_t(1) << 22)) throw_range(std::string(fn) + ": tokens must hold 1 to 2^22 entries, got " + std::to_string(T));
+    if (int64_t(targets->size()) != T) throw_range(std::string(fn) + ": targets has " + std::to_string(targets->size()) + " entries, tokens " + std::to_string(T));
+    for (int64_t i = 0; i < T; ++i) {
+      if ((*tokens)[size_t(i)] < 0 || (*tokens)[size_t(i)] >= c.vocab)
+        throw_range(std::string(fn) + ": tokens[" + std::to_string(i) + "] = " + std::to_string((*tokens)[size_t(i)]) + " is outside [0, " + std::to_string(c.vocab) + ")");
+      if ((*targets)[size_t(i)] < -1 || (*targets)[size_t(i)] >= c.vocab)
+        throw_range(std::string(fn) + ": targets[" + std::to_string(i) + "] = " + std::to_string((*targets)[size_t(i)]) + " is outside [-1, " + std::to_string(c.vocab) + ")");
+    }
+    if (cu->size() < 2 || (*cu)[0] != 0 || (*cu).back() != T)
+      throw_range(std::string(fn) + ": cuSeqlens must start at 0 and end at tokens.length (" + std::to_string(T) + ")");
+    for (size_t i = 1; i < cu->size(); ++i)
+      if ((*cu)[i] <= (*cu)[i - 1]) throw_range(std::string(fn) + ": cuSeqlens must be strictly increasing (empty sequences are not allowed)");
+    auto pos = std::make_shared<std::vector<int32_t>>();
+    if (has(a, "positions") && !a.Get("positions").IsUndefined() && !a.Get("positions").IsNull()) {
+      *pos = int32_array_value(a.Get("positions"), fn, "positions");
+      if (int64_t(pos->size()) != T) throw_range(std::string(fn) + ": positions has " + std::to_string(pos->size()) + " entries, tokens " + std::to_string(T));
+      for (auto p : *pos)
+        if (p < 0 || p > (1 << 24)) throw_range(std::string(fn) + ": positions must be in [0, 2^24]");
+    } else {
+      pos->resize(size_t(T));
+      for (size_t s = 0; s + 1 < cu->size(); ++s)
+        for (int32_t i = (*cu)[s]; i < (*cu)[s + 1]; ++i) (*pos)[size_t(i)] = i - (*cu)[s];
+    }
+    bool train = get_bool(a, "train", fn, false);
+    bool want_logits = get_bool(a, "logits", fn, false);
+    if (want_logits && double(T) * double(c.vocab) > double(int64_t(1) << 31))
+      throw_range(std::string(fn) + ": full logits would hold " + std::to_string(double(T) * double(c.vocab)) + " values (too many)");
+    auto lp = std::make_shared<std::vector<float>>(size_t(T));
+    auto lg = std::make_shared<std::vector<float>>(want_logits ? size_t(T * c.vocab) : 0);
+    return run_async(
+        info.Env(), fn,
+        [m, tokens, targets, cu, pos, train, want_logits, lp, lg]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->forward(*tokens, *targets, *cu, *pos, train, lp->data(), want_logits ? lg->data() : nullptr);
+        },
+        [lp, lg, want_logits](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("logprobs", to_f32(env, *lp));
+          if (want_logits) r.Set("logits", to_f32(env, *lg));
+          return r;
+        });
+  });
+
+  method(env, o, h, "backward", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.backward";
+    auto d = std::make_shared<std::vector<float>>(f32_array(info.Length() ? info[0] : info.Env().Undefined(), fn, "dlogprobs"));
+    for (float x : *d)
+      if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
+    return run_async(
+        info.Env(), fn,
+        [m, d]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          // the length check needs the saved batch: done under the lock
+          m->backward_checked(d->data(), int64_t(d->size()));
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+
+  method(env, o, h, "zeroGrad", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->zero_grad();
+    return info.Env().Undefined();
+  });
+
+  method(env, o, h, "step", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.step";
+    Napi::Object a = object_arg(info, 0, fn);
+    OptimOptions op;
+    op.lr = float(get_number(a, "lr", fn, 0, 1e3));
+    op.beta1 = float(get_number(a, "beta1", fn, 0, 0.999999, 0.9));
+    op.beta2 = float(get_number(a, "beta2", fn, 0, 0.9999999, 0.999));
+    op.eps = float(get_number(a, "eps", fn, 0, 1, 1e-8));
+    op.weight_decay = float(get_number(a, "weightDecay", fn, 0, 1e3, 0));
+    op.max_grad_norm = float(get_number(a, "maxGradNorm", fn, 0, 1e30, 0));
+    op.grad_scale = float(get_number(a, "gradScale", fn, 0, 1e30, 1));
+    auto si = std::make_shared<StepInfo>();
+    return run_async(
+        info.Env(), fn,
+        [m, op, si]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          *si = m->step(op);
+        },
+        [si](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("gradNorm", Napi::Number::New(env, si->grad_norm));
+          r.Set("skipped", Napi::Boolean::New(env, si->skipped));
+          return r;
+        });
+  });
+
+  // ---- caches
+  method(env, o, h, "cacheNew", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    return Napi::Number::New(info.Env(), double(m->cache_new()));
+  });
+  method(env, o, h, "cacheFree", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), "model.cacheFree");
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->cache_free(id);
+    return info.Env().Undefined();
+  });
+  method(env, o, h, "cacheFork", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), "model.cacheFork");
+    std::lock_guard<std::mutex> g(m->mutex());
+    return Napi::Number::New(info.Env(), double(m->cache_fork(id)));
+  });
+  method(env, o, h, "cacheTruncate", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.cacheTruncate";
+    int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), fn);
+    int64_t n = int_value(info.Length() > 1 ? info[1] : info.Env().Undefined(), fn, "n", 0, int64_t(1) << 40);
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->cache_truncate(id, n);
+    return info.Env().Undefined();
+  });
+  method(env, o, h, "cacheInfo", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), "model.cacheInfo");
+    std::lock_guard<std::mutex> g(m->mutex());
+    const CacheState& c = m->cache(id);
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("length", Napi::Number::New(info.Env(), double(c.tokens.size())));
+    r.Set("blocks", Napi::Number::New(info.Env(), double(c.blocks.size())));
+    r.Set("tokens", to_i32(info.Env(), c.tokens));
+    return r;
+  });
+  method(env, o, h, "poolInfo", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("blocksInUse", Napi::Number::New(info.Env(), double(m->blocks_in_use())));
+    r.Set("blockSize", Napi::Number::New(info.Env(), double(m->block_size())));
+    r.Set("caches", Napi::Number::New(info.Env(), double(m->num_caches())));
+    return r;
+  });
+  method(env, o, h, "cacheExtend", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.cacheExtend";
+    int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), fn);
+    auto toks = std::make_shared<std::vector<int32_t>>(int32_array_value(info.Length() > 1 ? info[1] : info.Env().Undefined(), fn, "tokens"));
+    if (toks->size() > (size_t(1) << 22)) throw_range(std::string(fn) + ": at most 2^22 tokens at once");
+    return run_async(
+        info.Env(), fn,
+        [m, id, toks]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->cache_extend(id, *toks);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "sampleNext", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.sampleNext";
+    auto ids = std::make_shared<std::vector<int64_t>>(cache_ids(info.Length() ? info[0] : info.Env().Undefined(), fn));
+    float temperature = 1.f, top_p = 1.f;
+    int64_t top_k = 0;
+    uint64_t seed = 0;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      Napi::Object a = object_arg(info, 1, fn);
+      temperature = float(get_number(a, "temperature", fn, -1e30, 1e30, 1.0));
+      top_k = get_int(a, "topK", fn, 0, int64_t(1) << 24, 0);
+      top_p = float(get_number(a, "topP", fn, 0, 1, 1.0));
+      seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
+    }
+    size_t B = ids->size();
+    auto tok = std::make_shared<std::vector<int32_t>>(B);
+    auto lpm = std::make_shared<std::vector<float>>(B);
+    auto lps = std::make_shared<std::vector<float>>(B);
+    return run_async(
+        info.Env(), fn,
+        [m, ids, temperature, top_k, top_p, seed, tok, lpm, lps]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->sample_next(*ids, temperature, top_k, top_p, seed, tok->data(), lpm->data(), lps->data());
+        },
+        [tok, lpm, lps](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("tokens", to_i32(env, *tok));
+          r.Set("logprobs", to_f32(env, *lpm));
+          r.Set("sampledLogprobs", to_f32(env, *lps));
+          return r;
+        });
+  });
+  method(env, o, h, "nextLogprobs", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.nextLogprobs";
+    auto ids = std::make_shared<std::vector<int64_t>>(cache_ids(info.Length() ? info[0] : info.Env().Undefined(), fn));
+    auto out = std::make_shared<std::vector<float>>(ids->size() * size_t(m->config().vocab));
+    return run_async(
+        info.Env(), fn,
+        [m, ids, out]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->next_logprobs(*ids, out->data());
+        },
+        [out](Napi::Env env) -> Napi::Value { return to_f32(env, *out); });
+  });
+
+  // ---- weights
+  method(env, o, h, "loadCheckpoint", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.loadCheckpoint";
+    auto dir = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "dir"));
+    return run_async(
+        info.Env(), fn,
+        [m, dir]() {
+          auto files = checkpoint_shards(*dir);
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->load_checkpoint(files);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "saveWeights", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.saveWeights";
+    auto path = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path"));
+    DType dt = DType::F32;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      std::string s = string_value(info[1], fn, "dtype");
+      if (s == "bf16") dt = DType::BF16;
+      else if (s != "f32") throw_type(std::string(fn) + ": argument 'dtype' must be 'f32' or 'bf16', got '" + s + "'");
+    }
+    return run_async(
+        info.Env(), fn,
+        [m, path, dt]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->save_checkpoint(*path, dt);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "addLora", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.addLora";
+    Napi::Object a = object_arg(info, 0, fn);
+    LoraConfig lc;
+    lc.rank = get_int(a, "rank", fn, 1, 4096);
+    lc.alpha = float(get_number(a, "alpha", fn, 1e-9, 1e9));
+    Napi::Value tv = a.Get("targetModules");
+    if (!tv.IsArray()) throw_type(std::string(fn) + ": argument 'targetModules' must be an array of module names");
+    Napi::Array t = tv.As<Napi::Array>();
+    for (uint32_t i = 0; i < t.Length(); ++i) {
+      std::string s = string_value(t.Get(i), fn, "targetModules");
+      int found = -1;
+      for (int p = 0; p < P_COUNT; ++p)
+        if (s == proj_name(p)) found = p;
+      if (found < 0) throw_range(std::string(fn) + ": target module '" + s + "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+      lc.targets[found] = true;
+    }
+    uint64_t seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->add_lora(lc, seed);
+    return info.Env().Undefined();
+  });
+  method(env, o, h, "loadLora", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.loadLora";
+    auto path = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path"));
+    return run_async(
+        info.Env(), fn,
+        [m, path]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->load_lora(*path);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "saveLora", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.saveLora";
+    auto path = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path"));
+    return run_async(
+        info.Env(), fn,
+        [m, path]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->save_lora(*path);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "mergeLora", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    return run_async(
+        info.Env(), "model.mergeLora",
+        [m]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->merge_lora();
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "saveTrainingState", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.saveTrainingState";
+    auto path = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path"));
+    return run_async(
+        info.Env(), fn,
+        [m, path]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->save_training_state(*path);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "loadTrainingState", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.loadTrainingState";
+    auto path = std::make_shared<std::string>(path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path"));
+    return run_async(
+        info.Env(), fn,
+        [m, path]() {
+          std::lock_guard<std::mutex> g(m->mutex());
+          m->load_training_state(*path);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+  method(env, o, h, "paramNames", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    auto names = m->param_names();
+    Napi::Array a = Napi::Array::New(info.Env(), names.size());
+    for (size_t i = 0; i < names.size(); ++i) a.Set(uint32_t(i), names[i]);
+    return a;
+  });
+  method(env, o, h, "getParam", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::string n = string_value(info.Length() ? info[0] : info.Env().Undefined(), "model.getParam", "name");
+    std::lock_guard<std::mutex> g(m->mutex());
+    return to_f32(info.Env(), m->get_param(n));
+  });
+  method(env, o, h, "getGrad", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::string n = string_value(info.Length() ? info[0] : info.Env().Undefined(), "model.getGrad", "name");
+    std::lock_guard<std::mutex> g(m->mutex());
+    return to_f32(info.Env(), m->get_grad(n));
+  });
+  method(env, o, h, "setParam", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::string n = string_value(info.Length() ? info[0] : info.Env().Undefined(), "model.setParam", "name");
+    auto v = f32_array(info.Length() > 1 ? info[1] : info.Env().Undefined(), "model.setParam", "values");
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->set_param(n, v);
+    return info.Env().Undefined();
+  });
+
+  Napi::Object dummy = o;
+  o.Set("dispose", js_fn(env, "dispose", [h](const Napi::CallbackInfo& info) -> Napi::Value {
+          h->m.reset();  // work in flight keeps its own reference
+          return info.Env().Undefined();
+        }));
+  (void)dummy;
+  return o;
+}
+
+// modelCreate({config, device?, seed?, initStd?}) -> model object (random weights)
+Napi::Value ModelCreate(const Napi::CallbackInfo& info) {
+  const char* fn = "modelCreate";
+  Napi::Object a = object_arg(info, 0, fn);
+  ModelConfig c = config_value(a.Get("config"), fn);
+  Device dev = has(a, "device") && !a.Get("device").IsUndefined() ? device_value(a.Get("device"), fn, "device") : Device{};
+  uint64_t seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
+  float std = float(get_number(a, "initStd", fn, 0, 10, 0.02));
+  double params = double(c.vocab) * double(c.hidden) * (c.tie ? 1 : 2) +
+                  double(c.layers) * (double(c.hidden) * double(c.heads + 2 * c.kv_heads) * double(c.head_dim) +
+                                      double(c.heads * c.head_dim) * double(c.hidden) + 3.0 * double(c.hidden) * double(c.inter));
+  if (params > 4e10) throw_range(std::string(fn) + ": the configuration holds " + std::to_string(params) + " parameters, too many");
+  auto m = std::make_shared<Model>(c, dev);
+  m->init_random(seed, std);
+  return make_model_object(info.Env(), m);
+}
+
+// ---- safetensors
+Napi::Value SafetensorsRead(const Napi::CallbackInfo& info) {
+  const char* fn = "safetensorsRead";
+  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
+  bool header_only = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  SafetensorsFile f(path);
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  Napi::Array ts = Napi::Array::New(env, f.entries().size());
+  uint32_t i = 0;
+  for (auto& e : f.entries()) {
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("name", e.name);
+    t.Set("dtype", e.dtype == DType::F32 ? "f32" : e.dtype == DType::BF16 ? "bf16" : "f16");
+    Napi::Array sh = Napi::Array::New(env, e.shape.size());
+    for (size_t k = 0; k < e.shape.size(); ++k) sh.Set(uint32_t(k), Napi::Number::New(env, double(e.shape[k])));
+    t.Set("shape", sh);
+    if (!header_only) {
+      std::vector<float> v(size_t(e.numel()));
+      f.read_f32(e, v.data());
+      t.Set("data", to_f32(env, v));
+    }
+    ts.Set(i++, t);
+  }
+  r.Set("tensors", ts);
+  Napi::Object md = Napi::Object::New(env);
+  for (auto& kv : f.metadata()) md.Set(kv.first, kv.second);
+  r.Set("metadata", md);
+  return r;
+}
+
+// safetensorsWrite(path, [{name, dtype, shape, data: Float32Array}], metadata?)
+Napi::Value SafetensorsWrite(const Napi::CallbackInfo& info) {
+  const char* fn = "safetensorsWrite";
+  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
+  if (info.Length() < 2 || !info[1].IsArray()) throw_type(std::string(fn) + ": argument 'tensors' must be an array");
+  Napi::Array a = info[1].As<Napi::Array>();
+  std::vector<std::vector<float>> store(a.Length());
+  std::vector<SafetensorsWriteItem> items;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value tv = a.Get(i);
+    if (!tv.IsObject()) throw_type(std::string(fn) + ": tensors[" + std::to_string(i) + "] must be an object");
+    Napi::Object t = tv.As<Napi::Object>();
+    SafetensorsWriteItem it;
+    it.name = get_string(t, "name", fn);
+    DType d = dtype_value(t.Get("dtype"), fn, "dtype");
+    if (d == DType::I32) throw_type(std::string(fn) + ": dtype i32 cannot be written (f32, bf16, f16 can)");
+    it.dtype = d;
+    it.shape = shape_value(t.Get("shape"), fn, "shape");
+    store[i] = f32_array(t.Get("data"), fn, "data");
+    int64_t n = 1;
+    for (auto s : it.shape) n *= s;
+    if (n != int64_t(store[i].size())) throw_range(std::string(fn) + ": tensor '" + it.name + "' shape holds " + std::to_string(n) + " values, data " + std::to_string(store[i].size()));
+    it.data = store[i].data();
+    items.push_back(it);
+  }
+  std::map<std::string, std::string> md;
+  if (info.Length() > 2 && info[2].IsObject()) {
+    Napi::Object o = info[2].As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string k = keys.Get(i).ToString().Utf8Value();
+      md[k] = string_value(o.Get(k), fn, "metadata");
+    }
+  }
+  write_safetensors(path, items, md);
+  return info.Env().Undefined();
+}
+
+// writeFileAtomic(path, text)
+Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
+  const char* fn = "writeFileAtomic";
+  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
+  std::string text = string_value(info.Length() > 1 ? info[1] : info.Env().Undefined(), fn, "text");
+  write_file_atomic(path, text);
+  return info.Env().Undefined();
+}
+
+Napi::Value CheckpointShards(const Napi::CallbackInfo& info) {
+  std::string dir = path_value(info.Length() ? info[0] : info.Env().Undefined(), "checkpointShards", "dir");
+  auto files = checkpoint_shards(dir);
+  Napi::Array a = Napi::Array::New(info.Env(), files.size());
+  for (size_t i = 0; i < files.size(); ++i) a.Set(uint32_t(i), files[i]);
+  return a;
+}
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("modelCreate", js_fn(env, "modelCreate", ModelCreate));
+  exports.Set("safetensorsRead", js_fn(env, "safetensorsRead", SafetensorsRead));
+  exports.Set("safetensorsWrite", js_fn(env, "safetensorsWrite", SafetensorsWrite));
+  exports.Set("writeFileAtomic", js_fn(env, "writeFileAtomic", WriteFileAtomic));
+  exports.Set("checkpointShards", js_fn(env, "checkpointShards", CheckpointShards));
+}
+
+}  // namespace
+
+ITOOL_REGISTER(model, Register);
+
+}  // namespace addon
+}  // namespace itool
