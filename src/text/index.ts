@@ -8,3 +8,14 @@ export { render, renderForSearch, renderPrompt, renderText } from './render.js';
 export type { Rendered, RenderedForSearch, RenderOptions, SearchOptions, SearchStep, AssistantSpan } from './render.js';
 export { splitSteps, splitStepSpans, DEFAULT_STEP_PATTERN } from './steps.js';
 export type { StepOptions, StepSpan } from './steps.js';
+export {
+  trainBpe,
+  writeTokenizer,
+  writeFileAtomic,
+  bytesToUnicode,
+  HERMES_TEMPLATE,
+  QWEN_SPLIT_REGEX,
+  DEFAULT_SPECIAL_TOKENS,
+  DEFAULT_ADDED_TOKENS,
+} from './bpe.js';
+export type { TrainBpeOptions, TrainedBpe } from './bpe.js';
