@@ -208,7 +208,7 @@ export function treeSvg(tree: ReportTree, opts: { maxWidth?: number } = {}): str
     const p = pos.get(n.id)!;
     const fill = n.id === 0 ? '#e0e7ff' : chosen.has(n.id) ? '#dcfce7' : rejected.has(n.id) ? '#fee2e2' : '#f9fafb';
     const stroke = chosen.has(n.id) ? '#16a34a' : rejected.has(n.id) ? '#dc2626' : '#6b7280';
-    const label = n.id === 0 ? '(prompt)' : JSON.stringify(clip(n.text, 20));
+    const label = n.id === 0 ? '(prompt)' : `«${clip(n.text.replace(/\n/g, '⏎'), 22)}»`;
     const mark = chosen.has(n.id) ? ' ✓ chosen' : rejected.has(n.id) ? ' ✗ rejected' : n.terminal ? ' ■ end' : '';
     parts.push(
       `<g transform="translate(${(p.x + 10).toFixed(1)},${p.y + 5})"><rect width="${boxW}" height="${boxH}" rx="5" fill="${fill}" stroke="${stroke}"/>` +

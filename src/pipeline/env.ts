@@ -1,0 +1,52 @@
+// What the pipeline needs from the layers below, as one object: the real one binds
+// src/text, src/train, src/toolcall and src/engine (see real-env.ts); tests pass fakes.
+import type { Model } from '../engine/model-types.js';
+import type { Sample } from '../data/sample.js';
+import type { CategoryTable } from '../report/html.js';
+import type { PreferenceOptions, SftOptions } from '../train/options.js';
+import type { PreferencePair } from '../train/pairs.js';
+
+export interface PipelineText {
+  /** token ids, loss mask (1 on assistant tokens) and prompt length of a training sample */
+  render(sample: Sample): { ids: number[]; mask: number[]; promptLength: number };
+  /** the prompt that asks for the sample's (last) answer: the messages before it, with the generation prompt */
+  prompt(sample: Sample): { text: string; ids: number[] };
+  decode(ids: readonly number[]): string;
+  /** tokens that end an answer (turn end, end of text) */
+  endTokens: readonly number[];
+}
+
+export interface TrainPoint {
+  step: number;
+  loss: number;
+  tokens: number;
+}
+
+export interface PhaseTrainResult {
+  steps: number;
+  tokens: number;
+  /** one point per optimizer step of this phase */
+  points: TrainPoint[];
+}
+
+export interface PipelineTrainer {
+  sft(model: Model, samples: readonly Sample[], opts: Partial<SftOptions>): Promise<PhaseTrainResult>;
+  prefer(model: Model, pairs: readonly PreferencePair[], opts: Partial<PreferenceOptions>): Promise<PhaseTrainResult>;
+  /** each sample's answer perplexity (exp of the mean negative log-prob of its masked tokens) */
+  perplexity(model: Model, samples: readonly Sample[]): Promise<number[]>;
+}
+
+export interface PipelineEnv {
+  text: PipelineText;
+  trainer: PipelineTrainer;
+  /** graded reward in [-1, 1] of an answer text against the sample's ground truth */
+  reward(answer: string, sample: Sample, partial: boolean): number;
+  /** scores answers by category with the BFCL AST rules */
+  score(items: ReadonlyArray<{ sample: Sample; answer: string }>): { categories: CategoryTable; valid: boolean[] };
+  loadModel(dir: string): Promise<Model>;
+  saveModel(model: Model, dir: string): Promise<void>;
+  /** progress and phase messages (stderr) */
+  log?: (line: string) => void;
+  /** a progress bar for a phase of `total` units; returns update/stop */
+  progress?: (label: string, total: number) => { update(done: number, info?: string): void; stop(): void };
+}

@@ -1,0 +1,33 @@
+// Deficiency selection: the hardest training samples by the policy's answer perplexity,
+// stratified between answers with and without tool calls.
+import type { Sample } from '../data/sample.js';
+
+/** true when the sample's answer (its last assistant message) calls a tool */
+export function hasToolCall(s: Sample): boolean {
+  for (let i = s.messages.length - 1; i >= 0; i--) {
+    const m = s.messages[i];
+    if (m.role === 'assistant') return !!m.toolCalls && m.toolCalls.length > 0;
+  }
+  return (s.groundTruth?.length ?? 0) > 0;
+}
+
+/**
+ * Indices of the hardest `ratio` of each stratum (tool call / no call), highest
+ * perplexity first within a stratum (ties: lower index first); at least one sample of a
+ * non-empty stratum. `max` > 0 caps the total, split in proportion to the strata.
+ */
+export function selectHardest(samples: readonly Sample[], perplexity: readonly number[], ratio: number, max = 0): number[] {
+  if (perplexity.length !== samples.length) throw new Error(`selectHardest: ${perplexity.length} perplexities for ${samples.length} samples`);
+  const strata: number[][] = [[], []];
+  samples.forEach((s, i) => strata[hasToolCall(s) ? 0 : 1].push(i));
+  let quota = strata.map((st) => (st.length ? Math.max(1, Math.ceil(ratio * st.length)) : 0));
+  const total = quota[0] + quota[1];
+  if (max > 0 && total > max) quota = quota.map((q) => (q ? Math.max(1, Math.round((q * max) / total)) : 0));
+  const key = (i: number) => (Number.isFinite(perplexity[i]) ? perplexity[i] : Infinity);
+  const out: number[] = [];
+  strata.forEach((st, k) => {
+    const sorted = st.slice().sort((a, b) => key(b) - key(a) || a - b);
+    out.push(...sorted.slice(0, quota[k]));
+  });
+  return out.sort((a, b) => a - b);
+}
