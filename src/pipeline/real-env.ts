@@ -1,0 +1,122 @@
+// The pipeline's environment on the real layers: the text layer's tokenizer and chat
+// template, the trainers, the tool-call reward and the BFCL AST checker.
+import cliProgress from 'cli-progress';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Model } from '../engine/model-types.js';
+import type { Sample } from '../data/sample.js';
+import type { CategoryTable } from '../report/html.js';
+import { renderPrompt } from '../text/render.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { checkAnswer } from '../toolcall/checker.js';
+import { reward } from '../toolcall/reward.js';
+import { scorePerplexity } from '../train/perplexity.js';
+import { trainPreference } from '../train/preference.js';
+import { trainSft } from '../train/sft.js';
+import type { StepMetrics } from '../train/report.js';
+import type { PhaseTrainResult, PipelineEnv, TrainPoint } from './env.js';
+
+export interface RealEnvOptions {
+  tokenizer: Tokenizer;
+  /** directory whose tokenizer files are copied next to every saved model */
+  tokenizerDir: string;
+  loadModel: (dir: string) => Promise<Model>;
+  /** progress bars: true always, false never, undefined when stderr is a TTY */
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** reward kind: the graded AST reward (default) or the token-overlap reward */
+  rewardKind?: 'ast' | 'overlap';
+  perplexityBatchTokens?: number;
+}
+
+/** Points of a phase from its metrics.jsonl (all runs of it, resumed ones included). */
+function pointsFromMetrics(outDir: string | null | undefined, phase: string, fallback: TrainPoint[]): TrainPoint[] {
+  if (!outDir) return fallback;
+  const f = join(outDir, 'metrics.jsonl');
+  if (!existsSync(f)) return fallback;
+  const out: TrainPoint[] = [];
+  for (const line of readFileSync(f, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const m = JSON.parse(line) as Partial<StepMetrics>;
+      if (m.phase === phase && typeof m.step === 'number') out.push({ step: m.step, loss: Number(m.loss), tokens: Number(m.tokens ?? 0) });
+    } catch {
+      /* a line cut by a kill */
+    }
+  }
+  out.sort((a, b) => a.step - b.step);
+  const dedup = out.filter((p, i) => i === 0 || p.step !== out[i - 1].step);
+  return dedup.length ? dedup : fallback;
+}
+
+function summarise(steps: number, points: TrainPoint[]): PhaseTrainResult {
+  return { steps, tokens: points.reduce((a, p) => a + p.tokens, 0), points };
+}
+
+export function scoreByCategory(items: ReadonlyArray<{ sample: Sample; answer: string }>): { categories: CategoryTable; valid: boolean[] } {
+  const categories: CategoryTable = {};
+  const valid = items.map((it) => checkAnswer(it.sample, it.answer).valid);
+  items.forEach((it, i) => {
+    const c = (categories[String(it.sample.category)] ??= { correct: 0, total: 0, accuracy: 0 });
+    c.total++;
+    if (valid[i]) c.correct++;
+  });
+  for (const c of Object.values(categories)) c.accuracy = c.total ? c.correct / c.total : 0;
+  return { categories, valid };
+}
+
+export function makeProgress(on: boolean | undefined): PipelineEnv['progress'] {
+  return (label, total) => {
+    const stream = process.stderr;
+    if (!(on ?? stream.isTTY)) return { update() {}, stop() {} };
+    const bar = new cliProgress.SingleBar(
+      { stream, format: `${label} |{bar}| {value}/{total} | ETA {eta_formatted}{info}`, barsize: 24, hideCursor: true, noTTYOutput: !stream.isTTY, notTTYSchedule: 5000, clearOnComplete: false },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0, { info: '' });
+    return {
+      update: (done: number, info?: string) => bar.update(done, { info: info ? ` | ${info}` : '' }),
+      stop: () => bar.stop(),
+    };
+  };
+}
+
+export function realEnv(o: RealEnvOptions): PipelineEnv {
+  const tok = o.tokenizer;
+  const renderIds = (s: Sample) => {
+    const r = tok.render(s);
+    return { ids: r.ids, mask: r.mask, promptLength: r.promptLength };
+  };
+  return {
+    text: {
+      render: renderIds,
+      prompt: (s) => renderPrompt(tok, s.messages, s.tools),
+      decode: (ids) => tok.decode(ids),
+      endTokens: tok.turnEndIds,
+    },
+    trainer: {
+      async sft(model, samples, opts) {
+        const pts: TrainPoint[] = [];
+        const r = await trainSft(model, samples, renderIds, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
+        return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
+      },
+      async prefer(model, pairs, opts) {
+        const pts: TrainPoint[] = [];
+        const r = await trainPreference(model, pairs, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
+        return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
+      },
+      async perplexity(model, samples) {
+        const r = await scorePerplexity(model, samples, renderIds, { batchTokens: o.perplexityBatchTokens ?? 8192, progress: o.progress });
+        return Array.from(r.perplexity);
+      },
+    },
+    reward: (answer, sample, partial) => reward(answer, sample, { partial, kind: o.rewardKind ?? 'ast' }),
+    score: scoreByCategory,
+    loadModel: o.loadModel,
+    saveModel: async (model, dir) => {
+      await model.save(dir, { copyFrom: o.tokenizerDir });
+    },
+    log: o.log,
+    progress: makeProgress(o.progress),
+  };
+}
