@@ -43,6 +43,7 @@ std::string path_value(const Napi::Value& v, const char* fn, const char* arg) {
   std::string s = string_value(v, fn, arg);
   if (s.empty()) throw_type(std::string(fn) + ": argument '" + arg + "' must be a non-empty path");
   if (s.find('\0') != std::string::npos) throw_type(std::string(fn) + ": argument '" + arg + "' contains a NUL byte");
+  if (s[0] != '/') throw_type(std::string(fn) + ": argument '" + arg + "' must be an absolute path, got '" + s.substr(0, 80) + "'");
   return s;
 }
 

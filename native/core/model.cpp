@@ -267,6 +267,14 @@ void Model::save_checkpoint(const std::string& path, DType dtype) const {
   write_safetensors(path, items, {{"format", "pt"}});
 }
 
+static int64_t count_params(const ParamGroup& g) {
+  int64_t n = 0;
+  for (auto& p : g.params) n += p.numel;
+  return n;
+}
+int64_t Model::num_parameters() const { return count_params(base_); }
+int64_t Model::trainable_parameters() const { return lora_active() ? count_params(lora_) : count_params(base_); }
+
 std::vector<std::string> Model::param_names() const {
   std::vector<std::string> o;
   for (auto& p : base_.params) o.push_back(p.name);

@@ -93,8 +93,8 @@ class Model {
   void init_random(uint64_t seed, float std);
   void load_checkpoint(const std::vector<std::string>& files);  // HF names, shapes checked
   void save_checkpoint(const std::string& path, DType dtype) const;
-  int64_t num_parameters() const { return base_.numel; }
-  int64_t trainable_parameters() const { return lora_active() ? lora_.numel : base_.numel; }
+  int64_t num_parameters() const;        // base weights (LoRA adapters not counted)
+  int64_t trainable_parameters() const;  // adapter weights with LoRA, else the base weights
   const ParamGroup& base() const { return base_; }
   const ParamGroup& lora_group() const { return lora_; }
   // host copy of a parameter by name (base or lora group)

@@ -2,3 +2,6 @@ export * from './engine.js';
 export * from './tensor.js';
 export { loadNative, packageRoot } from './native.js';
 export * as ops from './ops.js';
+export { createModel, loadModel, readModelConfig, type NativeModel, type CreateModelOptions, type LoadModelOptions } from './model.js';
+export { parseHfConfig, toHfConfig, tinyConfig, checkConfig, ARCHITECTURES } from './config.js';
+export type * from './model-types.js';
