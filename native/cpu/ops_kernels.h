@@ -31,6 +31,12 @@ struct OpKernels {
   // S[i*bk + j] = s * sum_d A[i*lda + d] * Bt[d*bk + j]  for i < rows, j < bk (bk: tile width)
   void (*tile_scores)(float* S, const float* A, int64_t lda, const float* Bt, int64_t rows, int64_t bk, int64_t D,
                       float s);
+  // C[m*ldc + n] += alpha * sum_k A[m*lda + k] * B[k*ldb + n]   (m < M, k < K, n < N)
+  void (*mm_nn_acc)(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
+                    int64_t K, int64_t N, float alpha);
+  // C[m*ldc + n] += alpha * sum_k A[k*lda + m] * B[k*ldb + n]
+  void (*mm_tn_acc)(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
+                    int64_t K, int64_t N, float alpha);
 };
 
 const OpKernels& kernels();  // for the current cpu_level()

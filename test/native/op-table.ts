@@ -293,6 +293,92 @@ export function opTable(): OpCase[] {
     });
   }
 
+  // ---------------- attention (packed causal GQA)
+  const attnCases: Array<{ name: string; cu: number[]; Hq: number; Hkv: number; D: number; qs: number; fd: boolean }> = [
+    { name: 'T1 D1', cu: [0, 1], Hq: 1, Hkv: 1, D: 1, qs: 1, fd: true },
+    { name: 'packed 1/7/1/37, GQA 2, D16', cu: [0, 1, 8, 9, 46], Hq: 4, Hkv: 2, D: 16, qs: 1, fd: true },
+    { name: 'T70, GQA 8, D5', cu: [0, 70], Hq: 8, Hkv: 1, D: 5, qs: 1, fd: true },
+    { name: 'packed 3/130, GQA 4, D64', cu: [0, 3, 133], Hq: 4, Hkv: 1, D: 64, qs: 1, fd: false },
+    { name: 'empty sequences, GQA 1, D7', cu: [0, 0, 5, 5, 12], Hq: 3, Hkv: 3, D: 7, qs: 1, fd: true },
+    { name: 'large scores (q x 30), T97, GQA 2, D8', cu: [0, 97], Hq: 2, Hkv: 1, D: 8, qs: 30, fd: false },
+  ];
+  for (const c of attnCases) {
+    add('attention', c.name, async (ctx) => {
+      const { cu, Hq, Hkv, D } = c;
+      const T = cu[cu.length - 1]!;
+      const r = rng(T * 31 + Hq * 7 + D);
+      const scale = 1 / Math.sqrt(D);
+      const q = mk(ctx, randn(r, T * Hq * D, c.qs), [T, Hq, D], 'act');
+      const k = mk(ctx, randn(r, T * Hkv * D), [T, Hkv, D], 'act');
+      const v = mk(ctx, randn(r, T * Hkv * D), [T, Hkv, D], 'act');
+      const cuT = mki(ctx, cu, [cu.length]);
+      const sh = { T, Hq, Hkv, D, cu, scale };
+      const fw = await ctx.native.ops.attentionForward({ q: q.t, k: k.t, v: v.t, cuSeqlens: cuT });
+      const ref = R.attentionForward(q.v, k.v, v.v, sh);
+      const tO = tol(ctx, { atol: 2e-5, rtol: 1e-4 }, { atol: 2e-2, rtol: 2e-2 });
+      expectClose(read(fw.out), ref.out, tO, 'attention out');
+      expectClose(read(fw.lse), ref.lse, tol(ctx, { atol: 2e-5, rtol: 1e-5 * c.qs }, { atol: 2e-2, rtol: 1e-2 }), 'attention lse');
+      const dout = mk(ctx, randn(r, T * Hq * D), [T, Hq, D], 'act');
+      const g = R.attentionBackward(q.v, k.v, v.v, dout.v, sh);
+      if (c.fd) fdCheck((xs) => dot(R.attentionForward(xs[0]!, xs[1]!, xs[2]!, sh).out, dout.v), [q.v, k.v, v.v], [g.dq, g.dk, g.dv], 'attention');
+      const bw = await ctx.native.ops.attentionBackward({ q: q.t, k: k.t, v: v.t, cuSeqlens: cuT, out: fw.out, lse: fw.lse, dout: dout.t });
+      const tG = tol(ctx, { atol: 1e-4 * c.qs, rtol: 2e-4 }, { atol: 5e-2, rtol: 5e-2 });
+      expectClose(read(bw.dq), g.dq, tG, 'attention dq');
+      expectClose(read(bw.dk), g.dk, tG, 'attention dk');
+      expectClose(read(bw.dv), g.dv, tG, 'attention dv');
+    });
+  }
+
+  // ---------------- KV cache write + decode
+  for (const c of [
+    { B: 1, nNew: 1, lens: [1], Hq: 1, Hkv: 1, D: 1, bs: 1 },
+    { B: 3, nNew: 1, lens: [5, 1, 17], Hq: 4, Hkv: 2, D: 16, bs: 3 },
+    { B: 2, nNew: 3, lens: [3, 70], Hq: 8, Hkv: 1, D: 7, bs: 16 },
+  ]) {
+    add('decode', `B${c.B} nNew${c.nNew} lens ${c.lens.join('/')} GQA ${c.Hq / c.Hkv} D${c.D} block${c.bs}`, async (ctx) => {
+      const { B, nNew, lens, Hq, Hkv, D, bs } = c;
+      const r = rng(B * 13 + D);
+      const maxBlocks = Math.max(...lens.map((l) => Math.ceil(l / bs))) + 1;
+      const nBlocks = B * maxBlocks + 2;
+      // a scrambled block table: block ids are a permutation
+      const perm = Array.from({ length: nBlocks }, (_, i) => i).sort(() => r() - 0.5);
+      const table = Int32Array.from({ length: B * maxBlocks }, (_, i) => perm[i]!);
+      const row = Hkv * D;
+      const kHist = lens.map((l) => randn(r, l * row)), vHist = lens.map((l) => randn(r, l * row));
+      // the history before the new tokens is written directly, the new tokens through kvWrite
+      const kc = new Float64Array(nBlocks * bs * row), vc = new Float64Array(nBlocks * bs * row);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < lens[b]! - nNew; t++) {
+          const off = (table[b * maxBlocks + Math.floor(t / bs)]! * bs + (t % bs)) * row;
+          kc.set(kHist[b]!.subarray(t * row, (t + 1) * row), off);
+          vc.set(vHist[b]!.subarray(t * row, (t + 1) * row), off);
+        }
+      const kC = mk(ctx, kc, [nBlocks, bs, Hkv, D], 'act'), vC = mk(ctx, vc, [nBlocks, bs, Hkv, D], 'act');
+      const kNew = new Float64Array(B * nNew * row), vNew = new Float64Array(B * nNew * row);
+      for (let b = 0; b < B; b++)
+        for (let j = 0; j < nNew; j++) {
+          const t = lens[b]! - nNew + j;
+          kNew.set(kHist[b]!.subarray(t * row, (t + 1) * row), (b * nNew + j) * row);
+          vNew.set(vHist[b]!.subarray(t * row, (t + 1) * row), (b * nNew + j) * row);
+        }
+      const kN = mk(ctx, kNew, [B, nNew, Hkv, D], 'act'), vN = mk(ctx, vNew, [B, nNew, Hkv, D], 'act');
+      const bt = mki(ctx, table, [B, maxBlocks]), cl = mki(ctx, lens, [B]);
+      await ctx.native.ops.kvWrite({ kNew: kN.t, vNew: vN.t, kCache: kC.t, vCache: vC.t, blockTable: bt, ctxLens: cl });
+      const kcGot = read(kC.t);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < lens[b]!; t++) {
+          const off = (table[b * maxBlocks + Math.floor(t / bs)]! * bs + (t % bs)) * row;
+          expectClose(kcGot.subarray(off, off + row), Float64Array.from(Float32Array.from(kHist[b]!.subarray(t * row, (t + 1) * row))), { atol: ctx.act === 'f32' ? 0 : 1e-2, rtol: ctx.act === 'f32' ? 0 : 1e-2 }, `kvWrite row ${b} pos ${t}`);
+        }
+      const q = mk(ctx, randn(r, B * nNew * Hq * D), [B, nNew, Hq, D], 'act');
+      const { out } = await ctx.native.ops.attentionDecode({ q: q.t, kCache: kC.t, vCache: vC.t, blockTable: bt, ctxLens: cl });
+      const rk = lens.map((l, b) => Float64Array.from(toFloat32(ctx.native.tensorFromArray({ data: Float32Array.from(kHist[b]!), dtype: ctx.act, shape: [l * row] }))));
+      const rv = lens.map((l, b) => Float64Array.from(toFloat32(ctx.native.tensorFromArray({ data: Float32Array.from(vHist[b]!), dtype: ctx.act, shape: [l * row] }))));
+      const want = R.attentionDecode(q.v, rk, rv, lens, nNew, Hq, Hkv, D, 1 / Math.sqrt(D));
+      expectClose(read(out), want, tol(ctx, { atol: 2e-5, rtol: 1e-4 }, { atol: 2e-2, rtol: 2e-2 }), 'attention decode');
+    });
+  }
+
   // ---------------- AdamW and the f32 vector helpers
   for (const [n, step, wd, gs] of [
     [1, 1, 0, 1],

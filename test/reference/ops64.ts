@@ -354,3 +354,30 @@ export function sampleRow(logits: ArrayLike<number>, o: { temperature: number; t
   }
   return { token: tok, logpSampled: s(tok) - Math.log(zz), logpModel: lsm(tok) };
 }
+
+// ------------------------------------------------------------------ decode against a KV history
+/**
+ * q [B, nNew, Hq, D]; keys/values of row b are kHist[b], vHist[b] ([len_b, Hkv, D]);
+ * new token j of row b sits at position len_b - nNew + j and sees positions <= its own.
+ */
+export function attentionDecode(q: Vec, kHist: Vec[], vHist: Vec[], lens: number[], nNew: number, Hq: number, Hkv: number, D: number, scale: number): Vec {
+  const B = lens.length;
+  const out = new Float64Array(B * nNew * Hq * D);
+  for (let b = 0; b < B; b++)
+    for (let j = 0; j < nNew; j++)
+      for (let h = 0; h < Hq; h++) {
+        const kh = Math.floor(h / (Hq / Hkv));
+        const own = lens[b]! - nNew + j;
+        const s: number[] = [];
+        for (let t = 0; t <= own; t++) {
+          let dt = 0;
+          for (let d = 0; d < D; d++) dt += q[((b * nNew + j) * Hq + h) * D + d]! * kHist[b]![(t * Hkv + kh) * D + d]!;
+          s.push(dt * scale);
+        }
+        const m = Math.max(...s);
+        const z = s.reduce((a, x) => a + Math.exp(x - m), 0);
+        for (let t = 0; t <= own; t++)
+          for (let d = 0; d < D; d++) out[((b * nNew + j) * Hq + h) * D + d]! += (Math.exp(s[t]! - m) / z) * vHist[b]![(t * Hkv + kh) * D + d]!;
+      }
+  return out;
+}

@@ -1,0 +1,281 @@
+// CPU attention: causal grouped-query attention over packed variable-length
+// sequences (forward and backward, FlashAttention-2 style tiles with an online
+// softmax: the largest score buffer is one [Bq, Bk] tile), the KV-cache write and
+// the decode path.
+//
+// Work is split into items that each own their outputs, handed to threads round
+// robin: forward and dQ by (sequence, query head, query tile), dK/dV by (sequence,
+// kv head, key tile) looping over the query heads of its group. Within an item the
+// sums run in a fixed order, so results do not depend on the thread count.
+#include <cmath>
+#include <cstring>
+#include <vector>
+#include "ops_common.h"
+
+namespace itool {
+
+using cpu::F;
+using cpu::kernels;
+
+namespace {
+
+constexpr int64_t BQ = 32;  // query rows per tile
+constexpr int64_t BK = 64;  // keys per tile
+
+struct Item {
+  int32_t s;   // sequence
+  int32_t h;   // head (query head, or kv head for dK/dV)
+  int32_t t0;  // first row of the tile, relative to the sequence start
+};
+
+std::vector<Item> make_items(const int32_t* cu, int64_t nseq, int64_t heads, int64_t tile) {
+  std::vector<Item> items;
+  for (int64_t s = 0; s < nseq; ++s) {
+    int64_t L = cu[s + 1] - cu[s];
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t t0 = 0; t0 < L; t0 += tile) items.push_back({int32_t(s), int32_t(h), int32_t(t0)});
+  }
+  // longest work first (causal: later tiles see more keys), stable for determinism of the split
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.t0 > b.t0; });
+  return items;
+}
+
+void check_cu(const AttentionParams& p, const char* op) {
+  if (p.Hkv <= 0 || p.Hq % p.Hkv != 0) throw_range(std::string("cpu ") + op + ": Hq must be a multiple of Hkv");
+  if (p.cu_seqlens[0] != 0 || p.cu_seqlens[p.nseq] != p.T)
+    throw_range(std::string("cpu ") + op + ": cu_seqlens must start at 0 and end at T");
+  for (int64_t s = 0; s < p.nseq; ++s)
+    if (p.cu_seqlens[s + 1] < p.cu_seqlens[s]) throw_range(std::string("cpu ") + op + ": cu_seqlens must be non-decreasing");
+}
+
+// Copies rows [r0, r0+n) of head h of x [T, H, D] into dst [n, D].
+inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
+  for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * D, x + ((r0 + i) * H + h) * D, D * sizeof(float));
+}
+// dst [D, n] = transpose of rows [r0, r0+n) of head h of x [T, H, D]
+inline void gather_rows_t(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* src = x + ((r0 + j) * H + h) * D;
+    for (int64_t d = 0; d < D; ++d) dst[d * n + j] = src[d];
+  }
+}
+
+}  // namespace
+
+void CpuBackend::attention_forward(const AttentionParams& p) {
+  check_cu(p, "attention_forward");
+  const int32_t* cu = p.cu_seqlens;
+  const float *q = F(p.q), *k = F(p.k), *v = F(p.v);
+  float* out = F(p.out);
+  const int64_t D = p.D, Hq = p.Hq, Hkv = p.Hkv, group = p.Hq / p.Hkv;
+  auto items = make_items(cu, p.nseq, Hq, BQ);
+  const auto& kn = kernels();
+  cpu::pool().run([&](int tid, int nt) {
+    std::vector<float> Qs(BQ * D), Kt(D * BK), S(BQ * BK), O(BQ * D), m(BQ), l(BQ);
+    for (size_t it = tid; it < items.size(); it += nt) {
+      const Item& w = items[it];
+      const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
+      const int64_t i0 = w.t0, nq = std::min(BQ, L - i0), h = w.h, kvh = h / group;
+      gather_rows(Qs.data(), q, start + i0, nq, Hq, h, D);
+      std::fill(O.begin(), O.begin() + nq * D, 0.0f);
+      std::fill(m.begin(), m.end(), -INFINITY);
+      std::fill(l.begin(), l.end(), 0.0f);
+      const int64_t kend = i0 + nq;  // keys [0, kend) are visible to some row of the tile
+      for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+        const int64_t nk = std::min(BK, kend - j0);
+        gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
+        kn.tile_scores(S.data(), Qs.data(), D, Kt.data(), nq, nk, D, p.scale);
+        for (int64_t i = 0; i < nq; ++i) {
+          float* srow = S.data() + i * nk;
+          const int64_t last = i0 + i - j0;  // keys j <= last are visible
+          for (int64_t j = std::max<int64_t>(0, last + 1); j < nk; ++j) srow[j] = -INFINITY;
+          if (last < 0) {
+            for (int64_t j = 0; j < nk; ++j) srow[j] = 0.0f;
+            continue;
+          }
+          float mx = kn.max(srow, nk);
+          float mnew = std::max(m[i], mx);
+          float alpha = std::exp(m[i] - mnew);  // 0 for the first tile (m = -inf)
+          float sum = kn.exp_sub_sum(srow, srow, mnew, nk);
+          l[i] = l[i] * alpha + sum;
+          m[i] = mnew;
+          if (alpha != 1.0f) kn.scal(O.data() + i * D, alpha, D);
+        }
+        // O += P V   (P: [nq, nk], V rows of kv head kvh)
+        kn.mm_nn_acc(O.data(), D, S.data(), nk, v + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, 1.0f);
+      }
+      for (int64_t i = 0; i < nq; ++i) {
+        float* orow = out + ((start + i0 + i) * Hq + h) * D;
+        float inv = 1.0f / l[i];
+        for (int64_t d = 0; d < D; ++d) orow[d] = O[i * D + d] * inv;
+        if (p.lse) p.lse[(start + i0 + i) * Hq + h] = m[i] + std::log(l[i]);
+      }
+    }
+  });
+}
+
+// Needs p.out and p.lse from the forward. dq, dk, dv are written.
+void CpuBackend::attention_backward(const AttentionParams& p) {
+  check_cu(p, "attention_backward");
+  if (!p.out || !p.lse || !p.dout) throw_error("cpu attention_backward: out, lse and dout are required");
+  const int32_t* cu = p.cu_seqlens;
+  const float *q = F(p.q), *k = F(p.k), *v = F(p.v), *o = F(p.out), *dout = F(p.dout);
+  float *dq = F(p.dq), *dk = F(p.dk), *dv = F(p.dv);
+  const int64_t D = p.D, Hq = p.Hq, Hkv = p.Hkv, group = p.Hq / p.Hkv, T = p.T;
+  const float scale = p.scale;
+  const auto& kn = kernels();
+  // Delta[t, h] = dout · out
+  std::vector<float> delta(static_cast<size_t>(T * Hq));
+  cpu::pool().parallel_for(T * Hq, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) delta[i] = kn.dot(dout + i * D, o + i * D, D);
+  }, 256);
+
+  // P[i, j] = exp(scale*q_i·k_j - lse_i) with the causal mask; rows i of the query tile
+  // starting at i0, keys from j0; dP = dO V^T; dS = P * (dP - Delta)
+  auto tile_ds = [&](float* S, float* dP, const float* Qs, const float* dOs, const float* Kt, const float* Vt,
+                     const float* lse_rows, const float* delta_rows, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+    kn.tile_scores(S, Qs, D, Kt, nq, nk, D, scale);
+    kn.tile_scores(dP, dOs, D, Vt, nq, nk, D, 1.0f);
+    for (int64_t i = 0; i < nq; ++i) {
+      float* srow = S + i * nk;
+      float* dprow = dP + i * nk;
+      const int64_t last = i0 + i - j0;
+      int64_t jv = std::min(nk, std::max<int64_t>(0, last + 1));  // visible keys: [0, jv)
+      kn.exp_sub_sum(srow, srow, lse_rows[i], jv);
+      for (int64_t j = jv; j < nk; ++j) srow[j] = 0.0f;
+      const float dl = delta_rows[i];
+      for (int64_t j = 0; j < nk; ++j) dprow[j] = srow[j] * (dprow[j] - dl);
+    }
+  };
+
+  // pass A: dK, dV per (sequence, kv head, key tile)
+  {
+    auto items = make_items(cu, p.nseq, Hkv, BK);
+    // reverse the order: early key tiles see the most queries
+    std::reverse(items.begin(), items.end());
+    cpu::pool().run([&](int tid, int nt) {
+      std::vector<float> Qs(BQ * D), dOs(BQ * D), Kt(D * BK), Vt(D * BK), S(BQ * BK), dP(BQ * BK), dK(BK * D),
+          dV(BK * D), lse_r(BQ), del_r(BQ);
+      for (size_t it = tid; it < items.size(); it += nt) {
+        const Item& w = items[it];
+        const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
+        const int64_t j0 = w.t0, nk = std::min(BK, L - j0), kvh = w.h;
+        gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
+        gather_rows_t(Vt.data(), v, start + j0, nk, Hkv, kvh, D);
+        std::fill(dK.begin(), dK.begin() + nk * D, 0.0f);
+        std::fill(dV.begin(), dV.begin() + nk * D, 0.0f);
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+          for (int64_t i0 = (j0 / BQ) * BQ; i0 < L; i0 += BQ) {
+            const int64_t nq = std::min(BQ, L - i0);
+            gather_rows(Qs.data(), q, start + i0, nq, Hq, h, D);
+            gather_rows(dOs.data(), dout, start + i0, nq, Hq, h, D);
+            for (int64_t i = 0; i < nq; ++i) {
+              lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
+              del_r[i] = delta[(start + i0 + i) * Hq + h];
+            }
+            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), Kt.data(), Vt.data(), lse_r.data(), del_r.data(), i0,
+                    nq, j0, nk);
+            kn.mm_tn_acc(dV.data(), D, S.data(), nk, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
+            kn.mm_tn_acc(dK.data(), D, dP.data(), nk, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
+          }
+        }
+        for (int64_t j = 0; j < nk; ++j) {
+          std::memcpy(dk + ((start + j0 + j) * Hkv + kvh) * D, dK.data() + j * D, D * sizeof(float));
+          std::memcpy(dv + ((start + j0 + j) * Hkv + kvh) * D, dV.data() + j * D, D * sizeof(float));
+        }
+      }
+    });
+  }
+  // pass B: dQ per (sequence, query head, query tile)
+  {
+    auto items = make_items(cu, p.nseq, Hq, BQ);
+    cpu::pool().run([&](int tid, int nt) {
+      std::vector<float> Qs(BQ * D), dOs(BQ * D), Kt(D * BK), Vt(D * BK), S(BQ * BK), dP(BQ * BK), dQ(BQ * D),
+          lse_r(BQ), del_r(BQ);
+      for (size_t it = tid; it < items.size(); it += nt) {
+        const Item& w = items[it];
+        const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
+        const int64_t i0 = w.t0, nq = std::min(BQ, L - i0), h = w.h, kvh = h / group;
+        gather_rows(Qs.data(), q, start + i0, nq, Hq, h, D);
+        gather_rows(dOs.data(), dout, start + i0, nq, Hq, h, D);
+        for (int64_t i = 0; i < nq; ++i) {
+          lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
+          del_r[i] = delta[(start + i0 + i) * Hq + h];
+        }
+        std::fill(dQ.begin(), dQ.begin() + nq * D, 0.0f);
+        const int64_t kend = i0 + nq;
+        for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+          const int64_t nk = std::min(BK, kend - j0);
+          gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
+          gather_rows_t(Vt.data(), v, start + j0, nk, Hkv, kvh, D);
+          tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), Kt.data(), Vt.data(), lse_r.data(), del_r.data(), i0, nq,
+                  j0, nk);
+          // dQ += scale dS K
+          kn.mm_nn_acc(dQ.data(), D, dP.data(), nk, k + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, scale);
+        }
+        for (int64_t i = 0; i < nq; ++i)
+          std::memcpy(dq + ((start + i0 + i) * Hq + h) * D, dQ.data() + i * D, D * sizeof(float));
+      }
+    });
+  }
+}
+
+// ------------------------------------------------------------------ KV cache
+void CpuBackend::kv_write(const KvWriteParams& p) {
+  const int64_t row = p.Hkv * p.D;
+  const float *kn = F(p.k_new), *vn = F(p.v_new);
+  float *kc = F(p.k_cache), *vc = F(p.v_cache);
+  for (int64_t b = 0; b < p.B; ++b) {
+    int64_t len = p.ctx_lens[b];
+    if (len < p.n_new || len > p.max_blocks * p.block_size) throw_range("cpu kv_write: ctx_lens out of range");
+    for (int64_t j = 0; j < p.n_new; ++j) {
+      int64_t pos = len - p.n_new + j;
+      int64_t blk = p.block_table[b * p.max_blocks + pos / p.block_size];
+      if (blk < 0) throw_range("cpu kv_write: negative block id");
+      int64_t off = (blk * p.block_size + pos % p.block_size) * row;
+      std::memcpy(kc + off, kn + (b * p.n_new + j) * row, row * sizeof(float));
+      std::memcpy(vc + off, vn + (b * p.n_new + j) * row, row * sizeof(float));
+    }
+  }
+}
+
+// One item per (row, query head, new token): scores over its visible positions, then
+// softmax and the weighted sum of V (scratch of one context length per thread).
+void CpuBackend::attention_decode(const DecodeAttentionParams& p) {
+  if (p.Hkv <= 0 || p.Hq % p.Hkv != 0) throw_range("cpu attention_decode: Hq must be a multiple of Hkv");
+  const int64_t D = p.D, group = p.Hq / p.Hkv, row = p.Hkv * p.D;
+  const float *q = F(p.q), *kc = F(p.k_cache), *vc = F(p.v_cache);
+  float* out = F(p.out);
+  for (int64_t b = 0; b < p.B; ++b)
+    if (p.ctx_lens[b] < p.n_new || p.ctx_lens[b] > p.max_blocks * p.block_size)
+      throw_range("cpu attention_decode: ctx_lens out of range");
+  const auto& kn = kernels();
+  const int64_t n_items = p.B * p.n_new * p.Hq;
+  int64_t maxlen = 0;
+  for (int64_t b = 0; b < p.B; ++b) maxlen = std::max<int64_t>(maxlen, p.ctx_lens[b]);
+  cpu::pool().run([&](int tid, int nt) {
+    std::vector<float> s(static_cast<size_t>(std::max<int64_t>(1, maxlen))), acc(static_cast<size_t>(D));
+    for (int64_t it = tid; it < n_items; it += nt) {
+      const int64_t h = it % p.Hq, j = (it / p.Hq) % p.n_new, b = it / (p.Hq * p.n_new);
+      const int64_t kvh = h / group;
+      const int64_t npos = p.ctx_lens[b] - p.n_new + j + 1;  // positions 0 .. own
+      const float* qr = q + ((b * p.n_new + j) * p.Hq + h) * D;
+      const int32_t* bt = p.block_table + b * p.max_blocks;
+      for (int64_t t = 0; t < npos; ++t) {
+        int64_t off = (int64_t(bt[t / p.block_size]) * p.block_size + t % p.block_size) * row + kvh * D;
+        s[t] = kn.dot(qr, kc + off, D) * p.scale;
+      }
+      float mx = kn.max(s.data(), npos);
+      float sum = kn.exp_sub_sum(s.data(), s.data(), mx, npos);
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t t = 0; t < npos; ++t) {
+        int64_t off = (int64_t(bt[t / p.block_size]) * p.block_size + t % p.block_size) * row + kvh * D;
+        kn.axpy(acc.data(), vc + off, s[t], D);
+      }
+      float* orow = out + ((b * p.n_new + j) * p.Hq + h) * D;
+      for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] / sum;
+    }
+  });
+}
+
+}  // namespace itool
