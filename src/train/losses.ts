@@ -1,6 +1,8 @@
 // The preference losses on per-sequence log-probability sums. The trainer calls the
 // native op (native/core/ops.h PreferenceParams, through src/engine/ops.ts); tests may
 // pass another implementation with the same signature.
+import { preferenceLoss } from '../engine/ops.js';
+import { tensor, type NativeTensor } from '../engine/tensor.js';
 import type { PreferenceLossKind } from './options.js';
 
 export interface PreferenceLossParams {
@@ -38,14 +40,38 @@ export type PreferenceLossFn = (
   input: PreferenceLossInput,
 ) => PreferenceLossOutput | Promise<PreferenceLossOutput>;
 
-type OpsModule = Record<string, unknown>;
-let opsModule: Promise<OpsModule> | null = null;
-
-/** The native preference loss (src/engine/ops.ts). */
+/** The native preference loss (native/core/ops.h PreferenceParams, through src/engine/ops.ts), on the CPU. */
 export const nativePreferenceLoss: PreferenceLossFn = async (kind, params, input) => {
-  opsModule ??= import('../engine/ops.js' as string) as Promise<OpsModule>;
-  const ops = await opsModule;
-  const f = ops.preferenceLoss as undefined | ((o: Record<string, unknown>) => PreferenceLossOutput | Promise<PreferenceLossOutput>);
-  if (typeof f !== 'function') throw new Error('preference loss: src/engine/ops.ts has no preferenceLoss()');
-  return await f({ kind, ...params, ...input });
+  const made: NativeTensor[] = [];
+  const t = (a: Float32Array): NativeTensor => {
+    const x = tensor(a, [a.length], 'f32');
+    made.push(x);
+    return x;
+  };
+  try {
+    const out = await preferenceLoss({
+      kind,
+      beta: params.beta,
+      gamma: params.gamma,
+      labelSmoothing: params.labelSmoothing,
+      lambda: params.lambda,
+      chosen: t(input.chosen),
+      rejected: t(input.rejected),
+      ...(kind === 'simpo' || kind === 'orpo' ? { chosenLen: t(input.chosenLen), rejectedLen: t(input.rejectedLen) } : {}),
+      ...(kind === 'dpo' || kind === 'ipo'
+        ? { refChosen: t(input.refChosen ?? fail(kind, 'refChosen')), refRejected: t(input.refRejected ?? fail(kind, 'refRejected')) }
+        : {}),
+    });
+    const read = (x: NativeTensor): Float32Array => {
+      made.push(x);
+      return x.toArray() as Float32Array;
+    };
+    return { loss: read(out.loss), dChosen: read(out.dChosen), dRejected: read(out.dRejected), chosenReward: read(out.chosenReward), rejectedReward: read(out.rejectedReward) };
+  } finally {
+    for (const x of made) x.dispose();
+  }
 };
+
+function fail(kind: string, what: string): never {
+  throw new Error(`preference loss ${kind}: ${what} (reference log-probabilities) missing`);
+}
