@@ -116,12 +116,15 @@ PackBufs& pack_bufs() {
 // ------------------------------------------------------------------ packing
 // op(A)[i, k] = transA ? A[k * lda + i] : A[i * lda + k]
 // Packs rows [i0, i0 + mc) and depth [k0, k0 + kc) into ceil(mc / mr) panels of kc * mr.
-void pack_a(int mr, int64_t mc, int64_t kc, const float* A, int64_t lda, bool trans, int64_t i0, int64_t k0,
-            float* out) {
+void pack_a(const GemmKernel& kr, int64_t mc, int64_t kc, const float* A, int64_t lda, bool trans, int64_t i0,
+            int64_t k0, float* out) {
+  const int mr = kr.mr;
   for (int64_t ip = 0; ip < mc; ip += mr) {
     const int h = static_cast<int>(std::min<int64_t>(mr, mc - ip));
     float* dst = out + ip * kc;
-    if (trans) {
+    if (!trans && kr.pack_rows) {
+      kr.pack_rows(mr, h, kc, A + (i0 + ip) * lda + k0, lda, dst);
+    } else if (trans) {
       const float* src = A + k0 * lda + (i0 + ip);
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = src + k * lda;
@@ -144,12 +147,15 @@ void pack_a(int mr, int64_t mc, int64_t kc, const float* A, int64_t lda, bool tr
 
 // op(B)[k, j] = transB ? B[j * ldb + k] : B[k * ldb + j]
 // Packs depth [k0, k0 + kc) and columns [j0, j0 + nc) into ceil(nc / nr) panels of kc * nr.
-void pack_b(int nr, int64_t kc, int64_t nc, const float* B, int64_t ldb, bool trans, int64_t k0, int64_t j0,
-            float* out) {
+void pack_b(const GemmKernel& kr, int64_t kc, int64_t nc, const float* B, int64_t ldb, bool trans, int64_t k0,
+            int64_t j0, float* out) {
+  const int nr = kr.nr;
   for (int64_t jp = 0; jp < nc; jp += nr) {
     const int w = static_cast<int>(std::min<int64_t>(nr, nc - jp));
     float* dst = out + jp * kc;
-    if (!trans) {
+    if (trans && kr.pack_rows) {
+      kr.pack_rows(nr, w, kc, B + (j0 + jp) * ldb + k0, ldb, dst);
+    } else if (!trans) {
       const float* src = B + k0 * ldb + (j0 + jp);
       for (int64_t k = 0; k < kc; ++k) {
         const float* s = src + k * ldb;
@@ -205,10 +211,10 @@ void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       const float beta = pc == 0 ? p.beta : 1.0f;
-      pack_b(nr, kc, nc, x.B, p.ldb, p.transB, pc, jc, pb);
+      pack_b(kr, kc, nc, x.B, p.ldb, p.transB, pc, jc, pb);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_a(mr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
+        pack_a(kr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
           const float* a = pa + ir * kc;
@@ -249,19 +255,28 @@ void gemm_one(const GemmKernel& kr, const GemmParams& p, const Mat& x) {
 }
 
 // Cuts C into tm x tn rectangles (tm * tn <= nthreads): rows in multiples of mr,
-// columns in multiples of nr. Prefers cutting rows (each thread then packs all of B
-// but only its own A rows) while every part keeps at least 4 panels of rows.
-void plan_grid(const GemmKernel& kr, int64_t M, int64_t N, int nthreads, int& tm, int& tn) {
-  const int64_t mpanels = (M + kr.mr - 1) / kr.mr;
-  const int64_t npanels = (N + kr.nr - 1) / kr.nr;
+// columns in multiples of nr. Every thread packs the B columns and A rows of its
+// rectangle (A once per column block of nc): the grid with the least packing per
+// thread wins, among those that give each thread at least 2 panels of its dimension.
+int64_t blocks_of(int64_t n, int64_t b) { return (n + b - 1) / b; }
+
+void plan_grid(const GemmKernel& kr, int64_t M, int64_t N, int64_t K, int nthreads, int& tm, int& tn) {
+  const int64_t mpanels = blocks_of(M, kr.mr), npanels = blocks_of(N, kr.nr);
+  double best = -1;
   tm = 1;
-  for (int d = nthreads; d >= 1; --d)
-    if (nthreads % d == 0 && mpanels >= 4 * int64_t(d)) {
-      tm = d;
-      break;
+  tn = 1;
+  for (int d = 1; d <= nthreads; ++d) {
+    if (nthreads % d != 0) continue;
+    const int gm = d, gn = nthreads / d;
+    if ((gm > 1 && mpanels < 2 * int64_t(gm)) || (gn > 1 && npanels < 2 * int64_t(gn))) continue;
+    const double rows = double(blocks_of(mpanels, gm) * kr.mr), cols = double(blocks_of(npanels, gn) * kr.nr);
+    const double packing = double(K) * (cols + rows * double(blocks_of(int64_t(cols), kr.nc)));
+    if (best < 0 || packing < best) {
+      best = packing;
+      tm = gm;
+      tn = gn;
     }
-  tn = nthreads / tm;
-  if (tn > npanels) tn = static_cast<int>(std::max<int64_t>(1, npanels));
+  }
 }
 
 void split(int64_t n, int64_t unit, int parts, int idx, int64_t& b, int64_t& e) {
@@ -269,6 +284,47 @@ void split(int64_t n, int64_t unit, int parts, int idx, int64_t& b, int64_t& e) 
   const int64_t ub = units * idx / parts, ue = units * (idx + 1) / parts;
   b = std::min(n, ub * unit);
   e = std::min(n, ue * unit);
+}
+
+// ------------------------------------------------------------------ few rows, B^T
+// With few rows of C and B stored [N, K] (activations times a weight in the
+// [out, in] layout: decoding), packing B would cost as much as the product. The
+// kernel's dot-product routine reads B in place instead; threads split the columns.
+constexpr int64_t kDotsMaxRows = 4;
+
+bool use_dots(const GemmKernel& kr, const GemmParams& p) {
+  return kr.dots != nullptr && p.transB && p.M <= kDotsMaxRows && p.K > 0 && p.alpha != 0.f;
+}
+
+void gemm_dots(const GemmKernel& kr, const GemmParams& p, int nt) {
+  // op(A) rows must be contiguous along k: copy them when A is stored transposed.
+  AlignedBuf rows;
+  float* ta = p.transA ? rows.get(static_cast<size_t>(p.M * p.K)) : nullptr;
+  const int64_t units = (p.N + 3) / 4;  // threads take whole groups of 4 columns
+  const int parts = static_cast<int>(std::min<int64_t>(nt, units));
+  for (int64_t b = 0; b < p.batch; ++b) {
+    const Mat x = batch_mat(p, b);
+    const float* A = x.A;
+    int64_t lda = p.lda;
+    if (p.transA) {
+      for (int64_t i = 0; i < p.M; ++i)
+        for (int64_t k = 0; k < p.K; ++k) ta[i * p.K + k] = x.A[k * p.lda + i];
+      A = ta;
+      lda = p.K;
+    }
+    auto part = [&](int tid) {
+      int64_t n0, n1;
+      split(p.N, 4, parts, tid, n0, n1);
+      if (n0 < n1) kr.dots(p.M, n1 - n0, p.K, A, lda, x.B + n0 * p.ldb, p.ldb, x.C + n0, p.ldc, p.alpha, p.beta);
+    };
+    if (parts <= 1) {
+      part(0);
+    } else {
+      ThreadPool::global().run([&](int tid, int) {
+        if (tid < parts) part(tid);
+      });
+    }
+  }
 }
 
 #if defined(ITOOL_WITH_BLAS)
@@ -323,6 +379,10 @@ void sgemm_threads(const GemmParams& p, int nthreads) {
   // Below ~100k FLOP per call the pool's wake-up costs more than it saves.
   if (flops * double(p.batch) < 1.0e5) nt = 1;
 
+  if (use_dots(kr, p)) {
+    gemm_dots(kr, p, nt);
+    return;
+  }
   if (nt == 1) {
     for (int64_t b = 0; b < p.batch; ++b) gemm_one(kr, p, batch_mat(p, b));
     return;
@@ -337,7 +397,7 @@ void sgemm_threads(const GemmParams& p, int nthreads) {
     return;
   }
   int tm = 1, tn = 1;
-  plan_grid(kr, p.M, p.N, nt, tm, tn);
+  plan_grid(kr, p.M, p.N, p.K, nt, tm, tn);
   for (int64_t b = 0; b < p.batch; ++b) {
     const Mat x = batch_mat(p, b);
     if (p.K == 0 || p.alpha == 0.f) {

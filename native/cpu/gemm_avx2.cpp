@@ -82,7 +82,7 @@ void tile(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, 
   }
 }
 
-const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile};
+const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, nullptr};
 
 }  // namespace
 

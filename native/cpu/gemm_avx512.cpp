@@ -4,6 +4,13 @@
 #include <immintrin.h>
 #include "gemm_kernels.h"
 
+// GCC 12's AVX-512 headers build some intrinsics on _mm512_undefined_*(), which
+// -Wall reports as uninitialised (a false positive in the system header).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace itool {
 namespace cpu {
 namespace {
@@ -97,7 +104,133 @@ void tile(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, 
   }
 }
 
-const GemmKernel kKernel = {"avx512 14x32", MR, NR, /*kc*/ 256, /*mc*/ 14 * 24, /*nc*/ 1024, tile};
+// ------------------------------------------------------------------ packing
+// In-register 16 x 16 transpose: r[i] holds row i (16 floats); afterwards r[j] holds
+// column j.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + j], per 128-bit lane l: rows 4g..4g+3 at column 4l + j
+  __m512 u[16];
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    const __m512d lo_ab = _mm512_castps_pd(t[4 * g]), hi_ab = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d lo_cd = _mm512_castps_pd(t[4 * g + 2]), hi_cd = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo_ab, lo_cd));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo_ab, lo_cd));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi_ab, hi_cd));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi_ab, hi_cd));
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    const __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44);
+    const __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+    r[j] = _mm512_shuffle_f32x4(v, w, 0x88);
+    r[4 + j] = _mm512_shuffle_f32x4(v, w, 0xDD);
+    r[8 + j] = _mm512_shuffle_f32x4(v2, w2, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(v2, w2, 0xDD);
+  }
+}
+
+// out[k * r + i] = src[i * ld + k] for i < h, 0 for h <= i < r; r <= 32.
+void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* out) {
+  for (int g = 0; g < r; g += 16) {
+    const int rows = r - g < 16 ? r - g : 16;         // lanes this group writes
+    const int valid = h - g < 0 ? 0 : (h - g < 16 ? h - g : 16);  // rows with data
+    const __mmask16 store_mask = lo_mask(rows);
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+      const int kn = kc - k0 < 16 ? static_cast<int>(kc - k0) : 16;
+      const __mmask16 load_mask = lo_mask(kn);
+      __m512 v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = i < valid ? _mm512_maskz_loadu_ps(load_mask, src + (g + i) * ld + k0) : _mm512_setzero_ps();
+      transpose16(v);
+      float* d = out + k0 * r + g;
+      if (rows == 16) {
+        for (int t = 0; t < kn; ++t) _mm512_storeu_ps(d + t * r, v[t]);
+      } else {
+        for (int t = 0; t < kn; ++t) _mm512_mask_storeu_ps(d + t * r, store_mask, v[t]);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ dots (few rows, B^T)
+template <int MB>
+void dots_block(int64_t k, const float* const* a, const float* const* b, float s[MB][4]) {
+  __m512 acc[MB][4];
+#pragma GCC unroll 4
+  for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m512 bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_ps(b[j] + p);
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; ++i) {
+      const __m512 av = _mm512_loadu_ps(a[i] + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  if (p < k) {
+    const __mmask16 mk = lo_mask(static_cast<int>(k - p));
+    __m512 bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mk, b[j] + p);
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(mk, a[i] + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) s[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+template <int MB>
+void dots_rows(int nb, int64_t k, const float* A, int64_t lda, const float* const* b, float* C, int64_t ldc,
+               float alpha, float beta) {
+  const float* a[MB];
+  for (int i = 0; i < MB; ++i) a[i] = A + i * lda;
+  float s[MB][4];
+  dots_block<MB>(k, a, b, s);
+  for (int i = 0; i < MB; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < nb; ++j) c[j] = beta == 0.f ? alpha * s[i][j] : alpha * s[i][j] + beta * c[j];
+  }
+}
+
+// Four rows of B at a time (they stay in L1 while every row of A passes over them).
+void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+          int64_t ldc, float alpha, float beta) {
+  for (int64_t j0 = 0; j0 < n; j0 += 4) {
+    const int nb = n - j0 < 4 ? static_cast<int>(n - j0) : 4;
+    const float* b[4];
+    for (int j = 0; j < 4; ++j) b[j] = B + (j0 + (j < nb ? j : nb - 1)) * ldb;  // extra lanes repeat the last row
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) dots_rows<4>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta);
+    switch (m - i) {
+      case 3: dots_rows<3>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta); break;
+      case 2: dots_rows<2>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta); break;
+      case 1: dots_rows<1>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta); break;
+      default: break;
+    }
+  }
+}
+
+const GemmKernel kKernel = {"avx512 14x32", MR, NR, /*kc*/ 256, /*mc*/ 14 * 24, /*nc*/ 1024, tile, pack_rows, dots};
 
 }  // namespace
 

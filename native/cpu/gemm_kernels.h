@@ -20,6 +20,15 @@ struct GemmKernel {
   // beta == 0 never reads C (NaN in C is ignored). The k loop runs in order 0..kc-1.
   void (*tile)(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc,
                float alpha, float beta);
+  // Optional (nullptr: the driver's portable code).
+  // Packs h <= r rows of a row-major matrix (src[i * ld + k], k < kc) into a k-major
+  // panel of r rows: out[k * r + i], rows h..r-1 zero. r is mr (A) or nr (B^T).
+  void (*pack_rows)(int r, int h, int64_t kc, const float* src, int64_t ld, float* out);
+  // C[i, j] = alpha * dot(A[i, :], B[j, :]) + beta * C[i, j] for i < m, j < n, with A and B
+  // both row-major along k (the transB case without packing, for few rows of C).
+  // One pass over k per element, in a fixed order.
+  void (*dots)(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
+               float* C, int64_t ldc, float alpha, float beta);
 };
 
 const GemmKernel* gemm_kernel_scalar();

@@ -169,6 +169,8 @@ const SHAPES: Array<[number, number, number]> = [
   [7, 47, 31],
   [5, 600, 300], // several column blocks and two depth blocks when rows fit one A block
   [353, 45, 23], // more rows than one packed A block (mc)
+  [4, 9, 33], // few rows (decode): dot products when B is transposed
+  [2, 70, 1000],
 ];
 const TRANS: Array<[boolean, boolean]> = [
   [false, false],
@@ -270,6 +272,7 @@ describe.each(levels)('gemm on the %s kernels', (level) => {
       { m: 200, n: 130, k: 300 }, // rows cut between threads
       { m: 20, n: 700, k: 64, transB: true }, // columns cut between threads
       { m: 6, n: 5, k: 4, batch: 8, transA: true }, // batch entries between threads
+      { m: 3, n: 301, k: 100, transA: true, transB: true }, // few rows: dot products, columns cut
     ];
     for (const c of cases) {
       const one = await runCase({ ...c, threads: 1 }, 21);
