@@ -67,7 +67,7 @@ export const HERMES_TEMPLATE = `{%- if tools %}
         {{- '<|im_end|>\\n' }}
     {%- elif message.role == 'tool' %}
         {{- '<|im_start|>tool\\n' + message.content + '<|im_end|>\\n' }}
-    {%- else %}
+    {%- elif message.role != 'system' %}
         {{- raise_exception('Unknown message role: ' + message.role) }}
     {%- endif %}
 {%- endfor %}

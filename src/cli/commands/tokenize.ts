@@ -1,6 +1,94 @@
+// itool tokenize: shows the ids, tokens and (for a chat) the loss mask a model is trained on.
 import type { Command } from 'commander';
-import { notYet } from '../util.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Message, Sample, ToolSchema } from '../../data/sample.js';
+import { loadTokenizer, render, type Tokenizer } from '../../text/index.js';
+import { fail } from '../util.js';
+
+export interface TokenizeOptions {
+  model: string;
+  text?: string;
+  chat?: string;
+  json?: boolean;
+  templateKwargs?: string;
+}
+
+/** Reads a chat file: a Sample ({messages, tools}) or a bare array of messages. */
+export function readChatFile(file: string): Sample {
+  if (!existsSync(file)) throw new Error(`--chat: file not found: ${file}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--chat: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (Array.isArray(v)) return { id: file, category: 'chat', tools: [], messages: v as Message[] };
+  if (v && typeof v === 'object' && Array.isArray((v as { messages?: unknown }).messages)) {
+    const o = v as { id?: string; messages: Message[]; tools?: ToolSchema[] };
+    return { id: o.id ?? file, category: 'chat', tools: o.tools ?? [], messages: o.messages };
+  }
+  throw new Error(`--chat: ${file} must hold an array of messages or an object with "messages" (and optional "tools")`);
+}
+
+function parseKwargs(s: string | undefined): Record<string, unknown> | undefined {
+  if (s === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(s);
+  } catch (e) {
+    throw new Error(`--template-kwargs must be a JSON object: ${(e as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('--template-kwargs must be a JSON object, e.g. \'{"enable_thinking": false}\'');
+  return v as Record<string, unknown>;
+}
+
+/** The command's output text (tested directly). */
+export function runTokenize(opts: TokenizeOptions, tok?: Tokenizer): string {
+  if ((opts.text === undefined) === (opts.chat === undefined)) throw new Error('give exactly one of --text TEXT or --chat FILE.json');
+  const t = tok ?? loadTokenizer(opts.model);
+  let ids: number[];
+  let mask: number[] | undefined;
+  let promptLength: number | undefined;
+  if (opts.text !== undefined) {
+    ids = t.encode(opts.text); // plain text: no special tokens added
+  } else {
+    const r = render(t, readChatFile(opts.chat!), { kwargs: parseKwargs(opts.templateKwargs) });
+    ids = r.ids;
+    mask = r.mask;
+    promptLength = r.promptLength;
+  }
+  const tokens = t.tokens(ids);
+  if (opts.json) return JSON.stringify(mask ? { ids, tokens, mask } : { ids, tokens }) + '\n';
+  const lines: string[] = [];
+  const w = String(ids.length).length;
+  for (let i = 0; i < ids.length; i++) {
+    const piece = JSON.stringify(t.decode([ids[i]]));
+    const m = mask ? `${mask[i]} ` : '';
+    lines.push(`${String(i).padStart(w)} ${String(ids[i]).padStart(7)} ${m}${piece}`);
+  }
+  const trained = mask ? mask.reduce((a, b) => a + b, 0) : 0;
+  lines.push(
+    mask
+      ? `${ids.length} tokens, ${trained} trained (mask 1), prompt ${promptLength} tokens`
+      : `${ids.length} tokens`,
+  );
+  return lines.join('\n') + '\n';
+}
 
 export function register(program: Command): void {
-  notYet(program, 'tokenize', 'show the tokens and loss mask a model is trained on', 5);
+  program
+    .command('tokenize')
+    .description('show the tokens and loss mask a model is trained on')
+    .requiredOption('--model <dir>', 'model directory with tokenizer.json (and tokenizer_config.json)')
+    .option('--text <text>', 'plain text to encode (no special tokens are added)')
+    .option('--chat <file>', 'JSON chat: an array of messages or {"messages", "tools"}; prints the loss mask too')
+    .option('--template-kwargs <json>', 'extra chat-template variables, e.g. \'{"enable_thinking": false}\'')
+    .option('--json', 'print {"ids", "tokens", "mask"} as JSON')
+    .action((opts: TokenizeOptions) => {
+      try {
+        process.stdout.write(runTokenize(opts));
+      } catch (e) {
+        fail('tokenize', e);
+      }
+    });
 }
