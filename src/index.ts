@@ -1,2 +1,4 @@
 // The itool library: everything a user drives from TypeScript.
 export * as engine from './engine/index.js';
+export * as toolcall from './toolcall/index.js';
+export * as data from './data/index.js';
