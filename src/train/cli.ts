@@ -1,0 +1,162 @@
+// The logic behind `itool sft` and `itool prefer` (the command files only parse flags):
+// options from --config FILE with flags overriding, the model and tokenizer loaded from
+// --model DIR, training with checkpoints in --out DIR, and the result saved as a Hugging
+// Face directory (OUT/model) or a PEFT adapter (OUT/adapter).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LoraOptions, Model } from '../engine/model-types.js';
+import type { Sample } from '../data/sample.js';
+import { writeFileAtomic } from './fsutil.js';
+import type { TrainResult } from './loop.js';
+import type { PreferenceOptions, SftOptions } from './options.js';
+import { loadPairs, type PairTokenizer } from './pairs.js';
+import { trainPreference } from './preference.js';
+import { trainSft, type SftRenderer } from './sft.js';
+
+export interface CommonCliOptions {
+  model: string;
+  out: string;
+  config?: string;
+  device?: string;
+  loraRank?: number;
+  loraAlpha?: number;
+  loraTargets?: string;
+}
+
+/** Reads a JSON config file: an object whose keys are trainer options (camelCase). */
+export function readConfig(file: string | undefined): Record<string, unknown> {
+  if (!file) return {};
+  if (!existsSync(file)) throw new Error(`--config: file not found: ${file}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--config: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`--config: ${file} must hold a JSON object of options`);
+  return v as Record<string, unknown>;
+}
+
+/** config < flags; flags left undefined do not override. */
+export function mergeOptions<T>(config: Record<string, unknown>, flags: Record<string, unknown>, known: readonly string[], what: string): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (!known.includes(k)) throw new Error(`${what}: unknown option '${k}' in the config file (known: ${known.join(', ')})`);
+    out[k] = v;
+  }
+  for (const [k, v] of Object.entries(flags)) if (v !== undefined && known.includes(k)) out[k] = v;
+  return out as Partial<T>;
+}
+
+export const SFT_KEYS = [
+  'lr', 'schedule', 'warmupRatio', 'minLrRatio', 'beta1', 'beta2', 'eps', 'weightDecay', 'maxGradNorm', 'epochs', 'maxSteps',
+  'gradAccum', 'seed', 'saveEvery', 'keepLast', 'maxSkipsInRow', 'batchTokens', 'maxLength', 'curriculum', 'stages', 'replay',
+  'data', 'lora', 'device',
+] as const;
+export const PREFERENCE_KEYS = [
+  'lr', 'schedule', 'warmupRatio', 'minLrRatio', 'beta1', 'beta2', 'eps', 'weightDecay', 'maxGradNorm', 'epochs', 'maxSteps',
+  'gradAccum', 'seed', 'saveEvery', 'keepLast', 'maxSkipsInRow', 'loss', 'beta', 'gamma', 'labelSmoothing', 'lambda',
+  'batchPairs', 'batchTokens', 'pairs', 'lora', 'device',
+] as const;
+
+export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets?: string }, config: unknown): LoraOptions | null {
+  const c = (config && typeof config === 'object' ? config : {}) as Partial<LoraOptions>;
+  const rank = o.loraRank ?? c.rank;
+  if (!rank) return null;
+  const targets = o.loraTargets ? o.loraTargets.split(',').map((s) => s.trim()) : (c.targetModules ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
+  return { rank, alpha: o.loraAlpha ?? c.alpha ?? 2 * rank, targetModules: targets as LoraOptions['targetModules'] };
+}
+
+interface EngineModelModule {
+  loadModel: (dir: string, o: { device?: string; lora?: LoraOptions | null }) => Promise<Model>;
+}
+
+async function openModel(dir: string, device: string | undefined, lora: LoraOptions | null): Promise<Model> {
+  if (!existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
+  const mod = (await import('../engine/model.js' as string)) as EngineModelModule;
+  return mod.loadModel(dir, { device: device ?? 'cpu', ...(lora ? { lora } : {}) });
+}
+
+async function finish(model: Model, modelDir: string, out: string, res: TrainResult, what: string): Promise<string> {
+  let saved: string;
+  if (model.lora) {
+    saved = join(out, 'adapter');
+    await model.saveAdapter(saved);
+  } else {
+    saved = join(out, 'model');
+    await model.save(saved, { copyFrom: modelDir });
+  }
+  const losses = res.losses.filter((x) => Number.isFinite(x));
+  const summary = {
+    phase: res.phase,
+    steps: res.steps,
+    totalSteps: res.totalSteps,
+    resumedFrom: res.resumedFrom,
+    skipped: res.skipped,
+    stopped: res.stopped,
+    finalLoss: losses.length ? losses[losses.length - 1] : null,
+    saved,
+    checkpoint: res.checkpoint?.dir ?? null,
+  };
+  writeFileAtomic(join(out, 'result.json'), JSON.stringify(summary, null, 1) + '\n');
+  return `${what}: ${res.steps}/${res.totalSteps} steps${res.resumedFrom ? ` (resumed at ${res.resumedFrom})` : ''}, ${res.skipped} skipped, final loss ${summary.finalLoss === null ? '-' : summary.finalLoss.toFixed(4)}; saved ${saved}`;
+}
+
+export interface SftCliOptions extends CommonCliOptions, Record<string, unknown> {
+  data?: string[];
+  resume?: boolean;
+  progress?: boolean;
+}
+
+/** `itool sft`; returns the summary line. */
+export async function runSftCli(flags: SftCliOptions): Promise<string> {
+  const config = readConfig(flags.config);
+  const merged = mergeOptions<SftOptions & { data: string[]; lora: unknown; device: string }>(config, flags, SFT_KEYS, 'sft');
+  const files = (merged.data ?? []) as string[];
+  if (files.length === 0) throw new Error('give the training data with --data FILE... (or "data" in --config)');
+  const { loadSamples } = (await import('../data/formats.js' as string)) as { loadSamples: (f: string) => Sample[] };
+  const samples = files.flatMap((f) => loadSamples(f));
+  const { loadTokenizer } = await import('../text/index.js');
+  const tok = loadTokenizer(flags.model);
+  const lora = loraFrom(flags, merged.lora);
+  const model = await openModel(flags.model, (merged.device as string | undefined) ?? flags.device, lora);
+  try {
+    const { data: _d, lora: _l, device: _dev, ...opts } = merged;
+    const renderer: SftRenderer = (s) => tok.render(s);
+    const res = await trainSft(model, samples, renderer, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
+    return await finish(model, flags.model, flags.out, res, 'sft');
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface PreferCliOptions extends CommonCliOptions, Record<string, unknown> {
+  pairs?: string;
+  resume?: boolean;
+  progress?: boolean;
+}
+
+/** `itool prefer`; returns the summary line. */
+export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
+  const config = readConfig(flags.config);
+  const merged = mergeOptions<PreferenceOptions & { pairs: string; lora: unknown; device: string }>(config, flags, PREFERENCE_KEYS, 'prefer');
+  const file = merged.pairs as string | undefined;
+  if (!file) throw new Error('give the pairs with --pairs FILE (or "pairs" in --config)');
+  let tok: PairTokenizer | null = null;
+  try {
+    const { loadTokenizer } = await import('../text/index.js');
+    if (existsSync(join(flags.model, 'tokenizer.json'))) tok = loadTokenizer(flags.model);
+  } catch (e) {
+    throw new Error(`--model: tokenizer of ${flags.model}: ${(e as Error).message}`);
+  }
+  const pairs = loadPairs(file, tok);
+  const lora = loraFrom(flags, merged.lora);
+  const model = await openModel(flags.model, (merged.device as string | undefined) ?? flags.device, lora);
+  try {
+    const { pairs: _p, lora: _l, device: _dev, ...opts } = merged;
+    const res = await trainPreference(model, pairs, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
+    return await finish(model, flags.model, flags.out, res, `prefer (${res.phase})`);
+  } finally {
+    model.dispose();
+  }
+}
