@@ -379,6 +379,52 @@ export function opTable(): OpCase[] {
     });
   }
 
+  // ---------------- fused LM head -> log-prob (chunked)
+  const lpCases: Array<{ name: string; N: number; H: number; V: number; chunk: number; make?: 'extreme' | 'equal'; fd: boolean }> = [
+    { name: 'N1 H1 V1', N: 1, H: 1, V: 1, chunk: 0, fd: true },
+    { name: 'N37 H19 V101 chunk16 (ignored targets)', N: 37, H: 19, V: 101, chunk: 16, fd: true },
+    { name: 'logits ±1e4', N: 6, H: 2, V: 5, chunk: 4, make: 'extreme', fd: false },
+    { name: 'all-equal logits', N: 9, H: 3, V: 7, chunk: 0, make: 'equal', fd: true },
+    { name: 'N67 H33 V517 default chunk', N: 67, H: 33, V: 517, chunk: 0, fd: false },
+  ];
+  for (const c of lpCases) {
+    add('logprob', c.name, async (ctx) => {
+      const { N, H, V } = c;
+      const r = rng(N * 3 + H * 5 + V);
+      let hd = randn(r, N * H), wd = randn(r, V * H, 1 / Math.sqrt(H));
+      if (c.make === 'extreme') {
+        // logits = ±1e4 and 0: hidden rows ±100 on the first unit, weight rows ±100/0
+        hd = new Float64Array(N * H);
+        for (let i = 0; i < N; i++) hd[i * H] = i % 2 ? 100 : -100;
+        wd = new Float64Array(V * H);
+        for (let j = 0; j < V; j++) wd[j * H] = [100, -100, 0, 50, 99.99][j % 5]!;
+      }
+      if (c.make === 'equal') for (let j = 1; j < V; j++) for (let h = 0; h < H; h++) wd[j * H + h] = wd[h]!;
+      const hidden = mk(ctx, hd, [N, H], 'act'), weight = mk(ctx, wd, [V, H], 'act');
+      const targets = randint(r, N, 0, V);
+      if (N > 3) targets[1] = -1;
+      if (N > 5) targets[N - 1] = -1;
+      const tT = mki(ctx, targets, [N]);
+      const fw = await ctx.native.ops.logprob({ hidden: hidden.t, weight: weight.t, targets: tT, chunk: c.chunk });
+      const ref = R.logprob(hidden.v, weight.v, targets, N, H, V);
+      // logits of ±1e4 carry f32 rounding of ulp(1e4) ~ 1e-3
+      const ext = c.make === 'extreme';
+      const tL = tol(ctx, { atol: 2e-5 * Math.sqrt(H) + (ext ? 4e-3 : 0), rtol: 1e-5 }, { atol: ext ? 1e2 : 5e-2, rtol: 2e-2 });
+      expectClose(read(fw.logprob), ref.logprob, tL, 'logprob');
+      expectClose(read(fw.lse), ref.lse, tL, 'logprob lse');
+      if (c.make === 'equal') expectClose(read(fw.logprob), Float64Array.from(targets, (t) => (t < 0 ? 0 : -Math.log(V))), tL, 'logprob (all equal = -log V)');
+      const dl = mk(ctx, randn(r, N), [N], 'f32');
+      const g = R.logprobBackward(hidden.v, weight.v, targets, dl.v, N, H, V);
+      if (c.fd) fdCheck((xs) => dot(R.logprob(xs[0]!, xs[1]!, targets, N, H, V).logprob, dl.v), [hidden.v, weight.v], [g.dhidden, g.dweight], 'logprob');
+      const dw0 = mk(ctx, randn(r, V * H), [V, H], 'f32');
+      const bw = await ctx.native.ops.logprob({ hidden: hidden.t, weight: weight.t, targets: tT, chunk: c.chunk, dlogp: dl.t, dweight: dw0.t });
+      expectClose(read(bw.logprob), ref.logprob, tL, 'logprob (with backward)');
+      const tG = tol(ctx, { atol: 2e-5 * Math.sqrt(H) + (ext ? 2e-3 : 0), rtol: 1e-4 }, { atol: ext ? 5 : 5e-2, rtol: 5e-2 });
+      expectClose(read(bw.dhidden), g.dhidden, tG, 'logprob dhidden');
+      expectClose(read(bw.dweight), g.dweight.map((x, i) => x + dw0.v[i]!), tG, 'logprob dweight (accumulated)');
+    });
+  }
+
   // ---------------- AdamW and the f32 vector helpers
   for (const [n, step, wd, gs] of [
     [1, 1, 0, 1],
