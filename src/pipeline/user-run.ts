@@ -1,0 +1,112 @@
+// `itool train` and `itool ablate` on the user's model and data: load, split off a
+// held-out set, run the pipeline, write results.json, report.html and the table.
+import { join } from 'node:path';
+import type { Model } from '../engine/model-types.js';
+import type { Sample } from '../data/sample.js';
+import { loadSamples } from '../data/formats.js';
+import { renderReport, type CategoryTable } from '../report/html.js';
+import { categoryTableText } from '../report/table.js';
+import { loadTokenizer } from '../text/tokenizer.js';
+import { checkConfig, DEFAULT_PIPELINE, loadConfigFile, mergeConfig, type PipelineConfig } from './config.js';
+import { runPipeline, type PipelineResult } from './pipeline.js';
+import { realEnv } from './real-env.js';
+import { writeAtomic } from './state.js';
+
+export interface UserRunOptions {
+  modelDir: string;
+  dataFiles: string[];
+  evalFiles: string[];
+  /** fraction of the data held out for evaluation when no eval files are given */
+  evalRatio: number;
+  out: string;
+  /** config file merged over the defaults, then `overrides` over it */
+  configFile?: string;
+  overrides?: unknown;
+  loadModel: (dir: string) => Promise<Model>;
+  progress?: boolean;
+  log?: (line: string) => void;
+  title?: string;
+}
+
+/** deterministic shuffle (xorshift32 on the seed) */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const a = xs.slice();
+  let s = (seed * 2654435761 + 1) >>> 0 || 1;
+  for (let i = a.length - 1; i > 0; i--) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+export function loadData(files: readonly string[]): Sample[] {
+  const out: Sample[] = [];
+  for (const f of files) out.push(...loadSamples(f));
+  const seen = new Set<string>();
+  for (const s of out) {
+    if (seen.has(s.id)) throw new Error(`sample id '${s.id}' occurs twice in ${files.join(', ')}: ids must be unique`);
+    seen.add(s.id);
+  }
+  return out;
+}
+
+export function resolveConfig(configFile: string | undefined, overrides: unknown): PipelineConfig {
+  let c = DEFAULT_PIPELINE;
+  if (configFile) c = mergeConfig(c, loadConfigFile(configFile));
+  c = mergeConfig(c, overrides);
+  return checkConfig(c);
+}
+
+export interface UserRunResult {
+  result: PipelineResult;
+  table: string;
+  results: { seconds: number; warmup: { categories: CategoryTable } | null; itool: PipelineResult['itool']; baseline: PipelineResult['baseline'] };
+}
+
+export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
+  const t0 = performance.now();
+  const log = o.log ?? (() => {});
+  const config = resolveConfig(o.configFile, o.overrides);
+  if (o.dataFiles.length === 0) throw new Error('no --data files given');
+  let train = loadData(o.dataFiles);
+  let test: Sample[];
+  if (o.evalFiles.length) test = loadData(o.evalFiles);
+  else {
+    if (!(o.evalRatio > 0 && o.evalRatio < 1)) throw new Error(`--eval-ratio must be in (0, 1) when no --eval files are given, got ${o.evalRatio}`);
+    const sh = shuffled(train, config.seed);
+    const k = Math.max(1, Math.round(o.evalRatio * sh.length));
+    test = sh.slice(0, k);
+    const held = new Set(test.map((s) => s.id));
+    train = train.filter((s) => !held.has(s.id));
+  }
+  if (train.length === 0) throw new Error('no training samples left after holding out the evaluation set');
+  // answers must be the last message of a training sample
+  train = train.filter((s) => s.messages.length > 0 && s.messages[s.messages.length - 1].role === 'assistant');
+  if (train.length === 0) throw new Error('no training sample ends with an assistant answer');
+  log(`data: ${train.length} training and ${test.length} held-out samples`);
+  const tok = loadTokenizer(o.modelDir);
+  const env = realEnv({ tokenizer: tok, tokenizerDir: o.modelDir, loadModel: o.loadModel, progress: o.progress, log });
+  const result = await runPipeline({ env, config, runDir: o.out, modelDir: o.modelDir, train, test });
+  const seconds = (performance.now() - t0) / 1000;
+  const results = { seconds, warmup: result.warmup, itool: result.itool, baseline: result.baseline };
+  writeAtomic(join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  writeAtomic(
+    join(o.out, 'report.html'),
+    renderReport({
+      title: o.title ?? `itool train: ${o.modelDir}`,
+      subtitle: `${train.length} training / ${test.length} held-out samples · ${config.iterations} iteration(s) · ${config.preference.loss ?? 'simpo'}`,
+      seconds,
+      curves: result.curves,
+      evaluations: result.evaluations,
+      iterations: result.reportIterations,
+      tree: result.tree,
+      config: config as unknown as Record<string, unknown>,
+    }),
+  );
+  return { result, table: categoryTableText(result.evaluations), results };
+}
