@@ -1,6 +1,104 @@
 import type { Command } from 'commander';
-import { notYet } from '../util.js';
+import { loadModel } from '../../engine/model.js';
+import type { DeviceRequest } from '../../engine/engine.js';
+import { runOnUserData } from '../../pipeline/user-run.js';
+import { fail, parseFloatOption, parseIntOption } from '../util.js';
+
+export interface LoopFlags {
+  config?: string;
+  eval?: string[];
+  evalRatio: number;
+  iterations?: number;
+  selectRatio?: number;
+  maxSelected?: number;
+  loss?: string;
+  lr?: number;
+  warmup: boolean;
+  sftLr?: number;
+  sftEpochs?: number;
+  simulations?: number;
+  numActions?: number;
+  temperature?: number;
+  maxDepth?: number;
+  maxTokens?: number;
+  evalMaxTokens?: number;
+  baseline?: boolean;
+  device: string;
+  seed?: number;
+  progress?: boolean;
+}
+
+/** the options `itool train` and `itool ablate` share */
+export function loopOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (pipeline options); flags override it')
+    .option('--eval <files...>', 'held-out evaluation data (default: --eval-ratio of --data)')
+    .option('--eval-ratio <r>', 'fraction of --data held out when no --eval is given', parseFloatOption('--eval-ratio'), 0.1)
+    .option('--iterations <n>', 'iTool iterations (2)', parseIntOption('--iterations'))
+    .option('--select-ratio <r>', 'fraction of hardest samples searched each iteration (0.3)', parseFloatOption('--select-ratio'))
+    .option('--max-selected <n>', 'cap on searched samples per iteration (0: none)', parseIntOption('--max-selected'))
+    .option('--loss <kind>', 'preference loss: simpo (default), dpo, ipo, orpo')
+    .option('--lr <lr>', 'preference learning rate (1e-6)', parseFloatOption('--lr'))
+    .option('--no-warmup', 'skip the warm-up SFT (the model is already warmed up)')
+    .option('--sft-lr <lr>', 'warm-up SFT learning rate (1e-5)', parseFloatOption('--sft-lr'))
+    .option('--sft-epochs <n>', 'warm-up SFT epochs per curriculum stage (1)', parseIntOption('--sft-epochs'))
+    .option('--simulations <n>', 'MCTS simulations per sample (5)', parseIntOption('--simulations'))
+    .option('--num-actions <n>', 'steps sampled per expansion (3)', parseIntOption('--num-actions'))
+    .option('--temperature <t>', 'expansion temperature (1.5)', parseFloatOption('--temperature'))
+    .option('--max-depth <n>', 'tree depth (3)', parseIntOption('--max-depth'))
+    .option('--max-tokens <n>', 'tokens per step (50)', parseIntOption('--max-tokens'))
+    .option('--eval-max-tokens <n>', 'tokens per evaluated answer (256)', parseIntOption('--eval-max-tokens'))
+    .option('--baseline', 'also train the equal-compute SFT baseline from the warm-up model')
+    .option('--device <device>', "'auto', 'cpu' or 'cuda[:N]'", 'auto')
+    .option('--seed <n>', 'seed of every random choice (42)', parseIntOption('--seed'))
+    .option('--progress', 'progress bars even when stderr is not a terminal')
+    .option('--no-progress', 'no progress bars');
+}
+
+/** flags → a partial pipeline config (undefined entries leave the config file's values) */
+export function overridesOf(f: LoopFlags): Record<string, unknown> {
+  if (f.loss !== undefined && !['simpo', 'dpo', 'ipo', 'orpo'].includes(f.loss)) throw new Error(`--loss must be simpo, dpo, ipo or orpo, got '${f.loss}'`);
+  return {
+    iterations: f.iterations,
+    selectRatio: f.selectRatio,
+    maxSelected: f.maxSelected,
+    warmup: f.warmup === false ? false : undefined,
+    baseline: f.baseline,
+    seed: f.seed,
+    preference: { loss: f.loss, lr: f.lr, beta: f.loss && f.loss !== 'simpo' ? 0.1 : undefined },
+    sft: { lr: f.sftLr, epochs: f.sftEpochs },
+    search: { simulations: f.simulations, numActions: f.numActions, temperature: f.temperature, maxDepth: f.maxDepth, maxTokens: f.maxTokens },
+    eval: { maxTokens: f.evalMaxTokens },
+  };
+}
 
 export function register(program: Command): void {
-  notYet(program, 'train', 'run the iTool loop on a model directory and tool-use data', 9);
+  loopOptions(
+    program
+      .command('train')
+      .description('run the iTool loop on a model directory and tool-use data: warm-up SFT → (select → search → pairs → optimize → evaluate) × N')
+      .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, safetensors, tokenizer files)')
+      .requiredOption('--data <files...>', 'training data: ShareGPT/ToolACE, xLAM, OpenAI messages or BFCL files (JSON/JSONL)')
+      .requiredOption('--out <dir>', 'run directory (phases resume from here)'),
+  ).action(async (opts: LoopFlags & { model: string; data: string[]; out: string }) => {
+    try {
+      const device = opts.device as DeviceRequest;
+      const { table, result } = await runOnUserData({
+        modelDir: opts.model,
+        dataFiles: opts.data,
+        evalFiles: opts.eval ?? [],
+        evalRatio: opts.evalRatio,
+        out: opts.out,
+        configFile: opts.config,
+        overrides: overridesOf(opts),
+        loadModel: (dir) => loadModel(dir, { device }),
+        progress: opts.progress,
+        log: (l) => process.stderr.write(`itool train: ${l}\n`),
+      });
+      process.stdout.write(table);
+      process.stdout.write(`\nrun directory: ${result.runDir} (results.json, report.html, iteration-*/pairs.jsonl)\n`);
+    } catch (e) {
+      fail('train', e);
+    }
+  });
 }
