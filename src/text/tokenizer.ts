@@ -257,6 +257,7 @@ export class Tokenizer {
     for (const id of arr) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`decode: token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
     }
+    if (arr.length === 0) return '';
     return this.hf.decode(arr, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
   }
 
