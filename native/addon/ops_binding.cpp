@@ -579,6 +579,18 @@ Napi::Value PreferenceLoss(const Napi::CallbackInfo& info) {
           a.range(std::string("argument '") + (pr == &*cl ? "chosenLen" : "rejectedLen") + "'[" + std::to_string(i) +
                   "] must be > 0, got " + std::to_string(hv[i]));
     }
+    if (k == PrefLoss::ORPO) {
+      for (const char* key : {"chosen", "rejected"}) {
+        const Tensor& tt = key[0] == 'c' ? c : r;
+        std::vector<float> hv(static_cast<size_t>(P));
+        if (P) tt.storage->backend->copy_to_host(hv.data(), tt.data(), P * 4);
+        for (int64_t i = 0; i < P; ++i)
+          if (!(hv[i] < 0.f))
+            a.range(std::string("argument '") + key + "'[" + std::to_string(i) +
+                    "] must be a log-probability sum < 0 for ORPO (log-odds of a probability of 1 are infinite), got " +
+                    std::to_string(hv[i]));
+      }
+    }
   } else {
     rc = a.tensor("refChosen", 1, DType::F32);
     rr = a.tensor("refRejected", 1, DType::F32);

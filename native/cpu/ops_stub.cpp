@@ -4,6 +4,5 @@
 namespace itool {
 #define ITOOL_NOT_YET(fn, P) \
   void CpuBackend::fn(const P&) { throw_error("cpu: op '" #fn "' is not implemented yet"); }
-ITOOL_NOT_YET(preference_loss, PreferenceParams)
 ITOOL_NOT_YET(sample, SampleParams)
 }  // namespace itool

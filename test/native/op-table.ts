@@ -425,6 +425,62 @@ export function opTable(): OpCase[] {
     });
   }
 
+  // ---------------- preference losses
+  const prefCases: Array<{ name: string; a: R.PrefArgs; scale: number }> = [
+    { name: 'DPO beta 0.1', a: { kind: 'dpo', beta: 0.1, gamma: 0, labelSmoothing: 0, lambda: 0 }, scale: 1 },
+    { name: 'DPO beta 0.5 label smoothing 0.2', a: { kind: 'dpo', beta: 0.5, gamma: 0, labelSmoothing: 0.2, lambda: 0 }, scale: 1 },
+    { name: 'DPO saturated (margins ±1e4)', a: { kind: 'dpo', beta: 1, gamma: 0, labelSmoothing: 0.1, lambda: 0 }, scale: 1e3 },
+    { name: 'IPO beta 0.1', a: { kind: 'ipo', beta: 0.1, gamma: 0, labelSmoothing: 0, lambda: 0 }, scale: 1 },
+    { name: 'SimPO beta 2.5 gamma 0.5', a: { kind: 'simpo', beta: 2.5, gamma: 0.5, labelSmoothing: 0, lambda: 0 }, scale: 1 },
+    { name: 'ORPO lambda 0.1', a: { kind: 'orpo', beta: 0.1, gamma: 0, labelSmoothing: 0, lambda: 0.1 }, scale: 1 },
+    { name: 'ORPO lambda 1, near-certain answers', a: { kind: 'orpo', beta: 0.1, gamma: 0, labelSmoothing: 0, lambda: 1 }, scale: 1e-3 },
+  ];
+  for (const c of prefCases) {
+    add('preference', c.name, async (ctx) => {
+      const P = 23;
+      const r = rng(P + c.name.length);
+      const cl = Float64Array.from({ length: P }, (_, i) => 1 + ((i * 7) % 19));
+      const rl = Float64Array.from({ length: P }, (_, i) => 1 + ((i * 5) % 13));
+      // per-sequence sums: negative, ~ -len * U(0.05, 3) * scale
+      const ch = cl.map((l) => -l * (0.05 + 3 * r()) * c.scale);
+      const rj = rl.map((l) => -l * (0.05 + 3 * r()) * c.scale);
+      const rc = ch.map((x) => x + randn(r, 1)[0]! * c.scale);
+      const rr = rj.map((x) => x + randn(r, 1)[0]! * c.scale);
+      const f = (x: Float64Array): Made => mk(ctx, x, [P], 'f32');
+      const [C, Rj, CL, RL, RC, RR] = [ch, rj, cl, rl, rc, rr].map(f) as [Made, Made, Made, Made, Made, Made];
+      const needsLen = c.a.kind === 'simpo' || c.a.kind === 'orpo';
+      const out = await ctx.native.ops.preferenceLoss({
+        kind: c.a.kind, beta: c.a.beta, gamma: c.a.gamma, labelSmoothing: c.a.labelSmoothing, lambda: c.a.lambda,
+        chosen: C.t, rejected: Rj.t,
+        ...(needsLen ? { chosenLen: CL.t, rejectedLen: RL.t } : { refChosen: RC.t, refRejected: RR.t }),
+      });
+      const want = { loss: [] as number[], dc: [] as number[], dr: [] as number[], cr: [] as number[], rr: [] as number[] };
+      for (let i = 0; i < P; i++) {
+        const args = [C.v[i]!, Rj.v[i]!, CL.v[i]!, RL.v[i]!, RC.v[i]!, RR.v[i]!] as const;
+        const l = R.prefLoss(c.a, ...args);
+        const g = R.prefGrad(c.a, ...args);
+        // the analytic gradient against central differences of the float64 loss
+        const h = 1e-6 * Math.max(1, Math.abs(args[0]), Math.abs(args[1]));
+        const fdc = (R.prefLoss(c.a, args[0] + h, ...args.slice(1) as [number, number, number, number, number]).loss - R.prefLoss(c.a, args[0] - h, ...args.slice(1) as [number, number, number, number, number]).loss) / (2 * h);
+        const fdr = (R.prefLoss(c.a, args[0], args[1] + h, args[2], args[3], args[4], args[5]).loss - R.prefLoss(c.a, args[0], args[1] - h, args[2], args[3], args[4], args[5]).loss) / (2 * h);
+        for (const [fd, an, nm] of [[fdc, g.dc, 'dChosen'], [fdr, g.dr, 'dRejected']] as Array<[number, number, string]>)
+          if (Math.abs(fd - an) > 1e-5 * Math.max(1, Math.abs(an)))
+            throw new Error(`${c.name}: finite differences disagree with the float64 ${nm} of pair ${i}: fd ${fd}, analytic ${an}`);
+        want.loss.push(l.loss);
+        want.cr.push(l.cr);
+        want.rr.push(l.rr);
+        want.dc.push(g.dc);
+        want.dr.push(g.dr);
+      }
+      const t = { atol: 1e-6, rtol: 1e-5 };
+      expectClose(read(out.loss), want.loss, { atol: 1e-6 * Math.max(1, c.scale), rtol: 1e-5 }, `${c.name} loss`);
+      expectClose(read(out.dChosen), want.dc, t, `${c.name} dChosen`);
+      expectClose(read(out.dRejected), want.dr, t, `${c.name} dRejected`);
+      expectClose(read(out.chosenReward), want.cr, { atol: 1e-5, rtol: 1e-5 }, `${c.name} chosenReward`);
+      expectClose(read(out.rejectedReward), want.rr, { atol: 1e-5, rtol: 1e-5 }, `${c.name} rejectedReward`);
+    });
+  }
+
   // ---------------- AdamW and the f32 vector helpers
   for (const [n, step, wd, gs] of [
     [1, 1, 0, 1],

@@ -2,6 +2,8 @@
 // level the machine has; determinism; argument validation.
 import { afterAll, describe, expect, it } from 'vitest';
 import { addon } from '../helpers/native.js';
+import * as ops from '../../src/engine/ops.js';
+import { tensor } from '../../src/engine/tensor.js';
 import { opTable, randn, rng, type Ctx } from './op-table.js';
 
 const native = addon();
@@ -71,5 +73,30 @@ describe('argument validation', () => {
     const a = t([1, 2], [2]);
     const b = native.tensorFromArray({ data: Float32Array.from([1, 2]), dtype: info.cuda.devices.length ? 'bf16' : 'f32', shape: [2], device: 'cuda:0' });
     await expect(async () => native.ops.add({ a, b })).rejects.toThrow(/all tensors of one call must be on one device/);
+  });
+});
+
+describe('src/engine/ops.ts wrappers', () => {
+  it('preferenceMetrics: means, margin and accuracy from the per-pair outputs', async () => {
+    // SimPO, beta 2: rewards 2*c/|c|
+    const chosen = tensor(Float32Array.from([-2, -9, -1]), [3]);
+    const rejected = tensor(Float32Array.from([-8, -3, -4]), [3]);
+    const len = tensor(Float32Array.from([2, 3, 1]), [3]);
+    const out = await ops.preferenceLoss({ kind: 'simpo', beta: 2, gamma: 0, chosen, rejected, chosenLen: len, rejectedLen: len });
+    const m = ops.preferenceMetrics(out);
+    // chosen rewards -2, -6, -2; rejected -8, -2, -8
+    expect(m.chosenReward).toBeCloseTo(-10 / 3, 5);
+    expect(m.rejectedReward).toBeCloseTo(-6, 5);
+    expect(m.margin).toBeCloseTo(-10 / 3 + 6, 5);
+    expect(m.accuracy).toBeCloseTo(2 / 3, 10);
+    const z = [6, -4, 6];
+    const want = z.reduce((a, x) => a + Math.log1p(Math.exp(-x)), 0) / 3;
+    expect(m.loss).toBeCloseTo(want, 5);
+  });
+  it('bad arguments become rejections naming op and argument', async () => {
+    const x = tensor(Float32Array.from([1, 2]), [2]);
+    await expect(ops.add({ a: x, b: tensor(Float32Array.from([1]), [1]) })).rejects.toThrow(/ops.add: argument 'b' must have shape \[2\]/);
+    await expect(ops.preferenceLoss({ kind: 'orpo', chosen: x, rejected: x, chosenLen: x, rejectedLen: x })).rejects.toThrow(/ops.preferenceLoss: argument 'chosen'\[0\] must be a log-probability sum < 0/);
+    await expect(ops.preferenceLoss({ kind: 'dpo' as never, chosen: x, rejected: x })).rejects.toThrow(/argument 'refChosen' is required/);
   });
 });
