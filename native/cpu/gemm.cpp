@@ -376,8 +376,8 @@ void sgemm_threads(const GemmParams& p, int nthreads) {
   ThreadPool& pool = ThreadPool::global();
   int nt = std::max(1, std::min(nthreads, pool.size()));
   const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
-  // Below ~100k FLOP per call the pool's wake-up costs more than it saves.
-  if (flops * double(p.batch) < 1.0e5) nt = 1;
+  // Below ~2 MFLOP per call (about 15 us on one core) waking the pool costs more than it saves.
+  if (flops * double(p.batch) < 2.0e6) nt = 1;
 
   if (use_dots(kr, p)) {
     gemm_dots(kr, p, nt);

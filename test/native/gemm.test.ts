@@ -260,7 +260,8 @@ describe.each(levels)('gemm on the %s kernels', (level) => {
     for (const [transA, transB] of TRANS) {
       // gaps between entries (strides larger than a matrix) stay untouched
       await check({ m: 7, n: 9, k: 11, transA, transB, batch: 5, strideA: 100, strideB: 120, strideC: 70, beta: 0.25 }, 13);
-      await check({ m: 61, n: 70, k: 50, transA, transB, batch: 3, beta: 1, alpha: 0.5 }, 14);
+      await check({ m: 40, n: 50, k: 200, transA, transB, batch: 3, beta: 1, alpha: 0.5 }, 14); // entries split
+      await check({ m: 100, n: 90, k: 250, transA, transB, batch: 3 }, 16); // each entry threaded
     }
     // A shared by every entry (stride 0)
     await check({ m: 5, n: 6, k: 7, batch: 4, strideA: 0 }, 15);
@@ -269,10 +270,11 @@ describe.each(levels)('gemm on the %s kernels', (level) => {
   it('threads: the same bits for 1 and 2 threads and for two runs', async () => {
     native.setCpuKernels(level);
     const cases: Case[] = [
+      // (each above the 2 MFLOP under which gemm stays on one thread)
       { m: 200, n: 130, k: 300 }, // rows cut between threads
-      { m: 20, n: 700, k: 64, transB: true }, // columns cut between threads
-      { m: 6, n: 5, k: 4, batch: 8, transA: true }, // batch entries between threads
-      { m: 3, n: 301, k: 100, transA: true, transB: true }, // few rows: dot products, columns cut
+      { m: 20, n: 700, k: 128, transB: true }, // columns cut between threads
+      { m: 40, n: 50, k: 100, batch: 8, transA: true }, // batch entries between threads
+      { m: 3, n: 1001, k: 400, transA: true, transB: true }, // few rows: dot products, columns cut
     ];
     for (const c of cases) {
       const one = await runCase({ ...c, threads: 1 }, 21);
@@ -282,5 +284,24 @@ describe.each(levels)('gemm on the %s kernels', (level) => {
       expect(Buffer.from(again.cOut.buffer).equals(Buffer.from(two.cOut.buffer))).toBe(true);
       await check({ ...c, threads: 2 }, 21);
     }
+  });
+});
+
+describe('itool bench gemm (quick shapes)', () => {
+  it('measures every shape and thread count and prints a well-formed table', async () => {
+    const { runGemmBench, formatGemmTable, QUICK } = await import('../../src/bench/gemm.js');
+    native.setCpuKernels(initial);
+    const rep = await runGemmBench({ shapes: QUICK, threads: [1, 2], runs: 1, minSeconds: 0.0005 });
+    expect(rep.kernel).toBe(native.gemmInfo().kernel);
+    expect(rep.rows.length).toBe(QUICK.length * 2);
+    for (const r of rep.rows) {
+      expect(r.gflops).toBeGreaterThan(0);
+      expect(Number.isFinite(r.ms)).toBe(true);
+      expect(r.op).toMatch(/^[NT][NT]$/);
+      expect(r.ratio).toBeUndefined();
+    }
+    const table = formatGemmTable(rep).split('\n');
+    expect(table[0]).toMatch(/^shape\s+M\s+N\s+K\s+op\s+threads\s+ms\s+GFLOP\/s$/);
+    expect(table.length).toBe(2 + rep.rows.length);
   });
 });
