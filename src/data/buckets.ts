@@ -1,7 +1,7 @@
 // Difficulty buckets: simple → multiple → parallel → parallel_multiple, irrelevance apart,
 // multi_turn for conversations with more than one exchange. The warm-up SFT trains them
 // easy to hard.
-import type { Category, GroundTruthCall, Sample } from './sample.js';
+import type { Category, GroundTruthCall, JsonSchema, Sample, ToolCall, ToolSchema } from './sample.js';
 
 /** Buckets from easiest to hardest, as the warm-up stages use them. */
 export const BUCKETS: readonly Category[] = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'multi_turn'];
@@ -27,13 +27,40 @@ export function groundTruthOf(s: Sample): GroundTruthCall[] {
   for (let i = s.messages.length - 1; i >= 0; i--) {
     const m = s.messages[i]!;
     if (m.role !== 'assistant') continue;
-    return (m.toolCalls ?? []).map((c) => {
-      const params: Record<string, unknown[]> = {};
-      for (const [k, v] of Object.entries(c.arguments)) params[k] = [v];
-      return { [c.name]: params };
-    });
+    return truthFromCalls(m.toolCalls ?? [], s.tools);
   }
   return [];
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+}
+
+function wrapDict(v: Record<string, unknown>): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = [x];
+  return out;
+}
+
+/**
+ * Ground truth from concrete calls: each argument's value is its one accepted value. Dict
+ * values (and lists of dicts) take BFCL's form, where each inner key lists accepted values;
+ * the tool's schema decides where known.
+ */
+export function truthFromCalls(calls: readonly ToolCall[], tools: readonly ToolSchema[] = []): GroundTruthCall[] {
+  return calls.map((c) => {
+    const props = tools.find((t) => t.name === c.name)?.parameters.properties ?? {};
+    const params: Record<string, unknown[]> = {};
+    for (const [k, v] of Object.entries(c.arguments)) {
+      const sch = props[k] as JsonSchema | undefined;
+      const t = sch?.type;
+      if (isPlainObject(v) && (t === 'object' || t === undefined)) params[k] = [wrapDict(v)];
+      else if (Array.isArray(v) && v.length > 0 && v.every(isPlainObject) && (sch?.items?.type === 'object' || (t === undefined && sch?.items === undefined)))
+        params[k] = [v.map((x) => wrapDict(x as Record<string, unknown>))];
+      else params[k] = [v];
+    }
+    return { [c.name]: params };
+  });
 }
 
 /**

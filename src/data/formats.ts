@@ -15,7 +15,7 @@ import { formatPythonCalls } from '../toolcall/format.js';
 import { formatJsonValue } from '../toolcall/values.js';
 import { normaliseTool, normaliseTools } from '../toolcall/schema.js';
 import { parseRows, readRows, writeRows } from './io.js';
-import { bucketOf, categoryOfBfcl, groundTruthOf } from './buckets.js';
+import { bucketOf, categoryOfBfcl, groundTruthOf, truthFromCalls } from './buckets.js';
 
 export type DataFormat = 'bfcl' | 'sharegpt' | 'xlam' | 'openai' | 'sample';
 
@@ -50,13 +50,9 @@ function asTools(v: unknown, what: string): ToolSchema[] {
   return normaliseTools(x);
 }
 
-/** Ground truth from calls: each argument's one accepted value. */
-export function groundTruthFromCalls(calls: readonly ToolCall[]): GroundTruthCall[] {
-  return calls.map((c) => {
-    const params: Record<string, unknown[]> = {};
-    for (const [k, v] of Object.entries(c.arguments)) params[k] = [v];
-    return { [c.name]: params };
-  });
+/** Ground truth from calls: each argument's one accepted value (dicts in BFCL's per-key form). */
+export function groundTruthFromCalls(calls: readonly ToolCall[], tools: readonly ToolSchema[] = []): GroundTruthCall[] {
+  return truthFromCalls(calls, tools);
 }
 
 function decodeAnswer(text: string): ToolCall[] | undefined {
@@ -198,7 +194,7 @@ const ROLE: Record<string, Message['role']> = {
 
 /** One ShareGPT/ToolACE row as a Sample. */
 export function fromShareGPT(row: unknown, id: string): Sample {
-  const r = row as { id?: unknown; system?: unknown; tools?: unknown; conversations?: unknown; category?: unknown };
+  const r = row as { id?: unknown; system?: unknown; tools?: unknown; conversations?: unknown; category?: unknown; ground_truth?: unknown };
   if (!Array.isArray(r.conversations)) throw new Error("ShareGPT row needs a 'conversations' list");
   const sid = typeof r.id === 'string' || typeof r.id === 'number' ? String(r.id) : id;
   let tools: ToolSchema[] = r.tools !== undefined ? asTools(r.tools, sid) : [];
@@ -218,7 +214,8 @@ export function fromShareGPT(row: unknown, id: string): Sample {
     else messages.push({ role, content: value });
   }
   const cat = typeof r.category === 'string' ? r.category : undefined;
-  return finish(sid, tools, messages, undefined, cat);
+  const gt = Array.isArray(r.ground_truth) ? (r.ground_truth as GroundTruthCall[]) : undefined;
+  return finish(sid, tools, messages, gt, cat);
 }
 
 /** ToolACE's system prompt (tool list as JSON between the fixed instructions). */

@@ -1,7 +1,7 @@
 // Tool-use data: the Sample type, loaders/writers for BFCL, ShareGPT/ToolACE, xLAM and OpenAI
 // formats, difficulty buckets and the synthetic generator.
 export type { Sample, ToolSchema, ToolCall, Message, GroundTruthCall, Category, JsonSchema } from './sample.js';
-export { BUCKETS, bucketOf, byBucket, categoryOfBfcl, groundTruthOf } from './buckets.js';
+export { BUCKETS, bucketOf, byBucket, categoryOfBfcl, groundTruthOf, truthFromCalls } from './buckets.js';
 export {
   detectFormat,
   fromBfcl,

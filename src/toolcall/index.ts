@@ -12,3 +12,5 @@ export type { CheckResult } from './checker.js';
 export { callsFromGroundTruth } from './truth.js';
 export { reward, overlapReward, referenceAnswer, callCredit } from './reward.js';
 export type { RewardOptions } from './reward.js';
+export { scorePredictions, scoreSample, summarize, formatReport, decodeResult } from './score.js';
+export type { SampleScore, CategoryScore, EvalReport, ScoreRun } from './score.js';

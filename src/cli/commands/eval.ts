@@ -1,6 +1,143 @@
+// itool eval: score tool-call answers with the BFCL AST rules.
+//   --predictions FILE   BFCL result JSONL lines {"id", "result"} (no model needed)
+//   --model DIR          generate the answers greedily with the engine first
 import type { Command } from 'commander';
-import { notYet } from '../util.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { Sample } from '../../data/sample.js';
+import { loadSamples } from '../../data/formats.js';
+import { writeJsonl } from '../../data/io.js';
+import { formatReport, scorePredictions, type ScoreRun } from '../../toolcall/score.js';
+import { fail, parseIntOption } from '../util.js';
+
+interface EvalOptions {
+  predictions?: string;
+  model?: string;
+  data?: string[];
+  json?: boolean;
+  explain?: boolean;
+  details?: string;
+  limit?: number;
+  maxTokens?: number;
+  batch?: number;
+  out?: string;
+}
+
+/** Reads BFCL result lines {"id", "result"}; errors name the file and line. */
+export function readPredictions(file: string): Map<string, unknown> {
+  if (!existsSync(file)) throw new Error(`${file}: no such predictions file`);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const out = new Map<string, unknown>();
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line) continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: not valid JSON: ${(e as Error).message}`);
+    }
+    const r = row as { id?: unknown; result?: unknown };
+    if (typeof r.id !== 'string' && typeof r.id !== 'number') throw new Error(`${file}:${i + 1}: each line needs an 'id'`);
+    if (!('result' in (row as object))) throw new Error(`${file}:${i + 1}: each line needs a 'result'`);
+    out.set(String(r.id), r.result);
+  }
+  return out;
+}
+
+function loadData(paths: string[]): Sample[] {
+  const out: Sample[] = [];
+  for (const p of paths) out.push(...loadSamples(p));
+  if (out.length === 0) throw new Error('--data holds no samples');
+  const seen = new Set<string>();
+  for (const s of out) {
+    if (seen.has(s.id)) throw new Error(`--data: sample id '${s.id}' appears twice`);
+    seen.add(s.id);
+  }
+  return out;
+}
+
+function report(run: ScoreRun, opts: EvalOptions): void {
+  if (run.unknownIds.length)
+    process.stderr.write(`itool eval: ${run.unknownIds.length} prediction id(s) match no sample (first: ${run.unknownIds.slice(0, 3).join(', ')})\n`);
+  if (opts.details)
+    writeJsonl(
+      opts.details,
+      run.scores.map((s) => ({ id: s.id, category: s.category, valid: s.valid, error_type: s.error_type ?? null })),
+    );
+  if (opts.explain) {
+    const lines: string[] = [];
+    for (const s of run.scores) if (!s.valid) lines.push(`${s.id} [${s.category}] ${s.error_type}: ${(s.errors ?? []).join(' | ')}`);
+    process.stdout.write(lines.length ? lines.join('\n') + '\n\n' : 'no failures\n\n');
+  }
+  if (opts.json) process.stdout.write(JSON.stringify(run.report, null, 2) + '\n');
+  else process.stdout.write(formatReport(run.report));
+}
+
+/** Generates answers with the engine (greedy) for every sample; returns id → text. */
+async function generateAnswers(dir: string, samples: readonly Sample[], opts: EvalOptions): Promise<Map<string, string>> {
+  const [{ loadModel }, { loadTokenizer, renderPrompt }] = await Promise.all([import('../../engine/model.js'), import('../../text/index.js')]);
+  const cliProgress = (await import('cli-progress')).default;
+  const tok = loadTokenizer(dir);
+  const model = await loadModel(dir);
+  const out = new Map<string, string>();
+  const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'generating {bar} {value}/{total} samples', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  bar?.start(samples.length, 0);
+  const batch = Math.max(1, opts.batch ?? 8);
+  const maxTokens = opts.maxTokens ?? 256;
+  try {
+    for (let i = 0; i < samples.length; i += batch) {
+      const group = samples.slice(i, i + batch);
+      const caches = await Promise.all(group.map((s) => model.cache(renderPrompt(tok, s.messages, s.tools).ids)));
+      try {
+        const gens = await model.generate(caches, { maxTokens, temperature: 0, stopTokens: tok.turnEndIds });
+        gens.forEach((g, j) => {
+          const ids = g.tokens.filter((t) => !tok.turnEndIds.includes(t));
+          out.set(group[j]!.id, tok.decode(ids));
+        });
+      } finally {
+        for (const c of caches) c.dispose();
+      }
+      bar?.update(Math.min(samples.length, i + batch));
+      if (!bar) process.stderr.write(`generated ${Math.min(samples.length, i + batch)}/${samples.length}\n`);
+    }
+  } finally {
+    bar?.stop();
+    model.dispose();
+  }
+  return out;
+}
 
 export function register(program: Command): void {
-  notYet(program, 'eval', 'score tool-call predictions or a model with the BFCL AST rules', 6);
+  program
+    .command('eval')
+    .description('score tool-call predictions (BFCL result JSONL) or a model with the BFCL AST rules')
+    .option('--predictions <file>', 'BFCL result JSONL: one {"id", "result"} a line')
+    .option('--model <dir>', 'generate the answers greedily with this model directory first')
+    .option('--data <paths...>', 'BFCL folder (question files + possible_answer/) or data files in any supported format')
+    .option('--json', 'print {categories, summary} as JSON instead of the table')
+    .option('--explain', 'list every failure with the rule that failed it')
+    .option('--details <file>', 'write one JSON line per sample: {"id", "category", "valid", "error_type"}')
+    .option('--limit <n>', 'score only the first n samples (with --model)', parseIntOption('--limit'))
+    .option('--max-tokens <n>', 'longest generated answer (with --model; default 256)', parseIntOption('--max-tokens'))
+    .option('--batch <n>', 'samples generated together (with --model; default 8)', parseIntOption('--batch'))
+    .option('--out <file>', 'with --model: also write the generated answers as BFCL result JSONL')
+    .action(async (opts: EvalOptions) => {
+      try {
+        if (!opts.data || opts.data.length === 0) throw new Error('--data is required (a BFCL folder or data files)');
+        if (!!opts.predictions === !!opts.model) throw new Error('give exactly one of --predictions FILE or --model DIR');
+        let samples = loadData(opts.data);
+        let predictions: Map<string, unknown>;
+        if (opts.predictions) predictions = readPredictions(opts.predictions);
+        else {
+          if (!existsSync(opts.model!)) throw new Error(`--model ${opts.model}: no such directory`);
+          if (opts.limit !== undefined) samples = samples.slice(0, Math.max(0, opts.limit));
+          const answers = await generateAnswers(opts.model!, samples, opts);
+          predictions = answers;
+          if (opts.out) writeJsonl(opts.out, [...answers].map(([id, result]) => ({ id, result })));
+        }
+        report(scorePredictions(samples, predictions), opts);
+      } catch (e) {
+        fail('eval', e);
+      }
+    });
 }
