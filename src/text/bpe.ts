@@ -406,7 +406,11 @@ export function writeFileAtomic(file: string, text: string): void {
 /** Writes tokenizer.json and tokenizer_config.json into `dir` (created if needed). */
 export function writeTokenizer(dir: string, t: { tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown> }): void {
   if (typeof dir !== 'string' || dir === '') throw new Error('writeTokenizer: a directory is required');
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new Error(`writeTokenizer: cannot create directory ${dir}: ${(e as Error).message}`);
+  }
   writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(t.tokenizerJson, null, 2) + '\n');
   writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(t.tokenizerConfig, null, 2) + '\n');
 }
