@@ -175,6 +175,7 @@ export async function preferenceForwardBackward(
       rr += out.rejectedReward[j]!;
       if (out.chosenReward[j]! > out.rejectedReward[j]!) acc++;
     }
+    for (let j = 0; j < n; j++) if (!Number.isFinite(out.dChosen[j]!) || !Number.isFinite(out.dRejected[j]!)) part = NaN;
     loss += part;
     if (!Number.isFinite(part)) {
       loss = part;
