@@ -1,6 +1,118 @@
+// itool generate: a completion from a model directory, with tokens/s.
 import type { Command } from 'commander';
-import { notYet } from '../util.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { ToolSchema } from '../../data/sample.js';
+import type { DeviceRequest } from '../../engine/engine.js';
+import { loadModel } from '../../engine/model.js';
+import { fail, parseFloatOption, parseIntOption } from '../util.js';
+
+export interface GenerateCliOptions {
+  model: string;
+  prompt: string;
+  chat?: boolean;
+  tools?: string;
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  seed?: number;
+  device?: string;
+}
+
+export interface GenerateCliResult {
+  text: string;
+  ids: number[];
+  promptTokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  finishReason: 'stop' | 'length';
+}
+
+function readTools(file: string): ToolSchema[] {
+  if (!existsSync(file)) throw new Error(`--tools: file not found: ${file}`);
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--tools: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  const list = Array.isArray(v) ? v : (v as { tools?: unknown })?.tools;
+  if (!Array.isArray(list)) throw new Error(`--tools: ${file} must hold an array of tool schemas (or {"tools": [...]})`);
+  // accept OpenAI-style {"type": "function", "function": {...}} entries too
+  return list.map((t, i) => {
+    const s = (t && typeof t === 'object' && 'function' in t ? (t as { function: unknown }).function : t) as ToolSchema;
+    if (!s || typeof s.name !== 'string') throw new Error(`--tools: entry ${i} has no "name"`);
+    return { name: s.name, description: s.description, parameters: s.parameters ?? { type: 'object', properties: {} } };
+  });
+}
+
+export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCliResult> {
+  const { loadTokenizer } = await import('../../text/index.js');
+  const tok = loadTokenizer(opts.model);
+  let ids: number[];
+  if (opts.chat || opts.tools) {
+    const tools = opts.tools ? readTools(opts.tools) : undefined;
+    ids = tok.renderPrompt([{ role: 'user', content: opts.prompt }], tools).ids;
+  } else {
+    if (opts.tools) throw new Error('--tools needs --chat');
+    ids = tok.encode(opts.prompt, { addSpecialTokens: true });
+  }
+  if (ids.length === 0) throw new Error('the prompt encodes to no tokens');
+  const model = await loadModel(opts.model, { device: (opts.device ?? 'auto') as DeviceRequest });
+  try {
+    const stops = new Set<number>([...tok.turnEndIds, ...model.config.eosTokenId]);
+    const t0 = performance.now();
+    const cache = await model.cache(ids);
+    const t1 = performance.now();
+    const [g] = await model.generate([cache], {
+      maxTokens: opts.maxTokens ?? 256,
+      temperature: opts.temperature ?? 0.7,
+      topP: opts.topP ?? 1,
+      topK: opts.topK ?? 0,
+      seed: opts.seed ?? 0,
+      stopTokens: [...stops],
+    });
+    const t2 = performance.now();
+    cache.dispose();
+    const out = g!.tokens.filter((t) => !stops.has(t));
+    const seconds = (t2 - t1) / 1000;
+    void t0;
+    return {
+      text: tok.decode(out, { skipSpecialTokens: false }),
+      ids: g!.tokens,
+      promptTokens: ids.length,
+      seconds,
+      tokensPerSecond: g!.tokens.length / Math.max(seconds, 1e-9),
+      finishReason: g!.finishReason,
+    };
+  } finally {
+    model.dispose();
+  }
+}
 
 export function register(program: Command): void {
-  notYet(program, 'generate', 'generate a completion from a model', 7);
+  program
+    .command('generate')
+    .description('generate a completion from a model (prints tokens/s)')
+    .requiredOption('--model <dir>', 'Hugging Face model directory (with tokenizer files)')
+    .requiredOption('--prompt <text>', 'the prompt (the user turn with --chat)')
+    .option('--chat', "render the prompt with the model's chat template")
+    .option('--tools <file>', 'JSON file with tool schemas offered in the chat (implies --chat)')
+    .option('--max-tokens <n>', 'most tokens to generate', parseIntOption('--max-tokens'), 256)
+    .option('--temperature <t>', 'sampling temperature (0: greedy)', parseFloatOption('--temperature'), 0.7)
+    .option('--top-p <p>', 'nucleus sampling', parseFloatOption('--top-p'), 1)
+    .option('--top-k <k>', 'top-k sampling (0: off)', parseIntOption('--top-k'), 0)
+    .option('--seed <n>', 'RNG seed', parseIntOption('--seed'), 0)
+    .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')
+    .action(async (opts: GenerateCliOptions) => {
+      try {
+        const r = await runGenerate(opts);
+        process.stdout.write(r.text + '\n');
+        process.stderr.write(
+          `[${r.ids.length} tokens (${r.finishReason}) after a ${r.promptTokens}-token prompt in ${r.seconds.toFixed(2)} s: ${r.tokensPerSecond.toFixed(1)} tokens/s]\n`,
+        );
+      } catch (e) {
+        fail('generate', e);
+      }
+    });
 }
