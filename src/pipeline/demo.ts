@@ -102,7 +102,7 @@ function writeJsonl(file: string, rows: readonly unknown[]): void {
 
 /** Text the tokenizer learns from: every training sample rendered through the chat template. */
 export function tokenizerCorpus(samples: readonly Sample[]): string[] {
-  const tpl = new ChatTemplate(HERMES_TEMPLATE, 'built-in Hermes template', { raise_exception: (m: string) => { throw new Error(m); } });
+  const tpl = new ChatTemplate(HERMES_TEMPLATE, 'built-in Hermes template');
   return samples.map((s) => tpl.render(s.messages, { tools: s.tools }));
 }
 
