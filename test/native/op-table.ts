@@ -481,6 +481,46 @@ export function opTable(): OpCase[] {
     });
   }
 
+  // ---------------- sampling
+  const sampleCases: Array<{ name: string; B: number; V: number; temperature: number; topK: number; topP: number; make?: 'equal' | 'extreme' }> = [
+    { name: 'V1', B: 2, V: 1, temperature: 1, topK: 0, topP: 1 },
+    { name: 'greedy', B: 5, V: 37, temperature: 0, topK: 0, topP: 1 },
+    { name: 'T1 plain', B: 64, V: 53, temperature: 1, topK: 0, topP: 1 },
+    { name: 'T0.7 top-k 5', B: 64, V: 101, temperature: 0.7, topK: 5, topP: 1 },
+    { name: 'T1.3 top-p 0.9', B: 64, V: 1009, temperature: 1.3, topK: 0, topP: 0.9 },
+    { name: 'T0.8 top-k 40 top-p 0.5', B: 64, V: 211, temperature: 0.8, topK: 40, topP: 0.5 },
+    { name: 'top-k 1', B: 8, V: 31, temperature: 1, topK: 1, topP: 1 },
+    { name: 'all-equal logits, top-p 0.5', B: 64, V: 16, temperature: 1, topK: 0, topP: 0.5, make: 'equal' },
+    { name: 'logits ±1e4', B: 16, V: 9, temperature: 1, topK: 0, topP: 0.95, make: 'extreme' },
+  ];
+  for (const c of sampleCases) {
+    add('sample', c.name, async (ctx) => {
+      const { B, V } = c;
+      const r = rng(B * V + c.topK);
+      let lg = randn(r, B * V, 2);
+      if (c.make === 'equal') lg = new Float64Array(B * V).fill(0.25);
+      if (c.make === 'extreme') lg = Float64Array.from({ length: B * V }, (_, i) => [1e4, -1e4, 0, 1e4 - 1, 9999.5][i % 5]!);
+      const logits = mk(ctx, lg, [B, V], 'f32');
+      const seed = 0x1234abcd5678n;
+      const counters = BigUint64Array.from({ length: B }, (_, b) => BigInt(1000 + 17 * b));
+      const got = await ctx.native.ops.sample({ logits: logits.t, temperature: c.temperature, topK: c.topK, topP: c.topP, seed, counters });
+      const opts = { temperature: Math.fround(c.temperature), topK: c.topK, topP: Math.fround(c.topP) };
+      const seen = new Set<number>();
+      for (let b = 0; b < B; b++) {
+        const row = logits.v.subarray(b * V, (b + 1) * V);
+        const want = R.sampleRow(row, opts, R.uniform(seed, counters[b]!));
+        if (got.tokens[b] !== want.token) throw new Error(`sample row ${b}: token ${got.tokens[b]}, reference ${want.token}`);
+        expectClose([got.logpSampled[b]], [want.logpSampled], { atol: 1e-5, rtol: 1e-5 }, `sample row ${b} logpSampled`);
+        expectClose([got.logpModel[b]], [want.logpModel], { atol: 1e-5, rtol: 1e-5 }, `sample row ${b} logpModel`);
+        seen.add(got.tokens[b]);
+      }
+      if (c.make === 'equal' && seen.size < 4) throw new Error(`sample: all-equal logits gave only ${seen.size} distinct tokens over ${B} rows`);
+      // same seed and counters: same tokens
+      const again = await ctx.native.ops.sample({ logits: logits.t, temperature: c.temperature, topK: c.topK, topP: c.topP, seed, counters });
+      for (let b = 0; b < B; b++) if (again.tokens[b] !== got.tokens[b]) throw new Error('sample: same seed and counter gave another token');
+    });
+  }
+
   // ---------------- AdamW and the f32 vector helpers
   for (const [n, step, wd, gs] of [
     [1, 1, 0, 1],

@@ -309,9 +309,11 @@ export function uniform(seed: bigint, counter: bigint): number {
   return Number(b >> 11n) / 2 ** 53;
 }
 /**
- * Reference sampler: temperature, then top-k (ties broken toward lower index), then
- * top-p over the renormalised survivors (keep the shortest prefix of the sorted list
- * whose mass reaches top_p), then inverse-CDF over the sorted survivors with u.
+ * Reference sampler. Temperature <= 0: greedy (first maximum), logpSampled 0.
+ * Neither top-k nor top-p: inverse CDF over all tokens in index order. Otherwise the
+ * tokens sorted by logit (descending, ties toward the lower index), cut to the top k,
+ * then to the shortest prefix whose mass (renormalised over the top-k survivors, or
+ * over all tokens summed in index order) reaches top_p; inverse CDF over that list.
  */
 export function sampleRow(logits: ArrayLike<number>, o: { temperature: number; topK: number; topP: number }, u: number): { token: number; logpSampled: number; logpModel: number } {
   const V = logits.length;
@@ -325,35 +327,44 @@ export function sampleRow(logits: ArrayLike<number>, o: { temperature: number; t
     for (let j = 1; j < V; j++) if (logits[j]! > logits[best]!) best = j;
     return { token: best, logpSampled: 0, logpModel: lsm(best) };
   }
-  const idx = Array.from({ length: V }, (_, j) => j).sort((a, b) => logits[b]! - logits[a]! || a - b);
-  let keep = o.topK > 0 ? idx.slice(0, Math.min(o.topK, V)) : idx;
-  const s = (j: number): number => (logits[j]! - logits[keep[0]!]!) / o.temperature;
+  const w = (j: number): number => Math.exp((logits[j]! - m) / o.temperature);
+  const useK = o.topK > 0 && o.topK < V, useP = o.topP < 1;
+  let keep: number[];
   let zz = 0;
-  for (const j of keep) zz += Math.exp(s(j));
-  if (o.topP < 1) {
-    let cum = 0;
-    let n = 0;
-    while (n < keep.length) {
-      cum += Math.exp(s(keep[n]!)) / zz;
-      n++;
-      if (cum >= o.topP) break;
+  if (!useK && !useP) {
+    keep = Array.from({ length: V }, (_, j) => j);
+    for (const j of keep) zz += w(j);
+  } else {
+    const idx = Array.from({ length: V }, (_, j) => j).sort((a, b) => logits[b]! - logits[a]! || a - b);
+    keep = useK ? idx.slice(0, o.topK) : idx;
+    if (useK) for (const j of keep) zz += w(j);
+    else for (let j = 0; j < V; j++) zz += w(j);
+    if (useP) {
+      let cum = 0;
+      let n = 0;
+      while (n < keep.length) {
+        cum += w(keep[n]!) / zz;
+        n++;
+        if (cum >= o.topP) break;
+      }
+      keep = keep.slice(0, n);
+      zz = 0;
+      for (const j of keep) zz += w(j);
     }
-    keep = keep.slice(0, n);
-    zz = 0;
-    for (const j of keep) zz += Math.exp(s(j));
   }
   const target = u * zz;
   let acc = 0;
   let tok = keep[keep.length - 1]!;
   for (const j of keep) {
-    acc += Math.exp(s(j));
+    acc += w(j);
     if (acc > target) {
       tok = j;
       break;
     }
   }
-  return { token: tok, logpSampled: s(tok) - Math.log(zz), logpModel: lsm(tok) };
+  return { token: tok, logpSampled: (logits[tok]! - m) / o.temperature - Math.log(zz), logpModel: lsm(tok) };
 }
+
 
 // ------------------------------------------------------------------ decode against a KV history
 /**

@@ -1,0 +1,149 @@
+// Sampling from logits [B, V]: temperature, top-k, top-p, with a counter-based RNG.
+//
+// Row b draws u = uniform(seed, counters[b]) (splitmix64-style hash, 53 bits), so the
+// same (seed, counter) always gives the same token, on any thread count.
+// Candidates: all tokens in index order when neither top-k nor top-p is active;
+// otherwise the tokens sorted by logit (descending, ties toward the lower index),
+// cut to the top k, then to the shortest prefix whose probability mass (renormalised
+// over the top-k survivors) reaches top_p. The token is the first candidate whose
+// cumulative weight exceeds u * total. Probabilities are computed in double.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+#include "ops_common.h"
+
+namespace itool {
+
+namespace cpu {
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+double uniform01(uint64_t seed, uint64_t counter) {
+  uint64_t a = mix64(seed + 0x9e3779b97f4a7c15ULL * (counter + 1));
+  uint64_t b = mix64(a ^ counter);
+  return static_cast<double>(b >> 11) * (1.0 / 9007199254740992.0);
+}
+}  // namespace cpu
+
+void CpuBackend::sample(const SampleParams& p) {
+  const int64_t V = p.V;
+  if (V < 1) throw_range("cpu sample: V must be >= 1");
+  if (!(p.top_p > 0.0f) || p.top_p > 1.0f) throw_range("cpu sample: top_p must be in (0, 1]");
+  if (p.top_k < 0) throw_range("cpu sample: top_k must be >= 0");
+  const float* logits = p.logits;
+  cpu::for_items(p.B, [&](int64_t b) {
+    const float* x = logits + b * V;
+    // raw log-softmax normaliser (double)
+    int64_t arg = 0;
+    for (int64_t j = 1; j < V; ++j)
+      if (x[j] > x[arg]) arg = j;
+    const double m = x[arg];
+    double z = 0;
+    for (int64_t j = 0; j < V; ++j) z += std::exp(static_cast<double>(x[j]) - m);
+    const double logz = m + std::log(z);
+    if (!(p.temperature > 0.0f)) {
+      p.tokens[b] = static_cast<int32_t>(arg);
+      p.logp_sampled[b] = 0.0f;
+      p.logp_model[b] = static_cast<float>(x[arg] - logz);
+      return;
+    }
+    const double T = p.temperature;
+    auto weight = [&](int64_t j) { return std::exp((static_cast<double>(x[j]) - m) / T); };
+    auto before = [&](int32_t a, int32_t c) { return x[a] > x[c] || (x[a] == x[c] && a < c); };
+    const bool use_k = p.top_k > 0 && p.top_k < V;
+    const bool use_p = p.top_p < 1.0f;
+    std::vector<int32_t> cand;
+    std::vector<double> w;
+    double zall = 0;
+    if (!use_k && !use_p) {
+      // all tokens, index order
+      double total = 0;
+      w.resize(static_cast<size_t>(V));
+      for (int64_t j = 0; j < V; ++j) total += (w[j] = weight(j));
+      const double target = cpu::uniform01(p.seed, p.counters[b]) * total;
+      double acc = 0;
+      int64_t tok = V - 1;
+      for (int64_t j = 0; j < V; ++j) {
+        acc += w[j];
+        if (acc > target) {
+          tok = j;
+          break;
+        }
+      }
+      p.tokens[b] = static_cast<int32_t>(tok);
+      p.logp_sampled[b] = static_cast<float>((x[tok] - m) / T - std::log(total));
+      p.logp_model[b] = static_cast<float>(x[tok] - logz);
+      return;
+    }
+    if (use_k) {
+      cand.resize(static_cast<size_t>(V));
+      std::iota(cand.begin(), cand.end(), 0);
+      std::nth_element(cand.begin(), cand.begin() + (p.top_k - 1), cand.end(), before);
+      cand.resize(static_cast<size_t>(p.top_k));
+      std::sort(cand.begin(), cand.end(), before);
+    } else {
+      // top-p alone: sort only the tokens above a weight threshold whose mass already
+      // reaches top_p (the nucleus is a prefix of the sorted order, so it lies inside);
+      // the normaliser is the sum over all tokens in index order
+      std::vector<double> all(static_cast<size_t>(V));
+      for (int64_t j = 0; j < V; ++j) zall += (all[j] = weight(j));
+      bool found = false;
+      for (double thr = 1e-4; thr > 1e-300 && !found; thr *= 1e-3) {
+        cand.clear();
+        double mass = 0;
+        const double cut = thr * zall;
+        for (int64_t j = 0; j < V; ++j)
+          if (all[j] >= cut) {
+            cand.push_back(static_cast<int32_t>(j));
+            mass += all[j];
+          }
+        found = mass >= static_cast<double>(p.top_p) * zall * (1 + 1e-9);
+      }
+      if (!found) {
+        cand.resize(static_cast<size_t>(V));
+        std::iota(cand.begin(), cand.end(), 0);
+      }
+      std::sort(cand.begin(), cand.end(), before);
+    }
+    double zz = 0;
+    w.resize(cand.size());
+    for (size_t i = 0; i < cand.size(); ++i) w[i] = weight(cand[i]);
+    if (use_k) {
+      for (double wi : w) zz += wi;  // over the top-k survivors, in sorted order
+    } else {
+      zz = zall;
+    }
+    size_t n = cand.size();
+    if (use_p) {
+      double cum = 0;
+      size_t i = 0;
+      while (i < cand.size()) {
+        cum += w[i] / zz;
+        ++i;
+        if (cum >= p.top_p) break;
+      }
+      n = i;
+      zz = 0;
+      for (size_t k = 0; k < n; ++k) zz += w[k];
+    }
+    const double target = cpu::uniform01(p.seed, p.counters[b]) * zz;
+    double acc = 0;
+    size_t pick = n - 1;
+    for (size_t i = 0; i < n; ++i) {
+      acc += w[i];
+      if (acc > target) {
+        pick = i;
+        break;
+      }
+    }
+    const int64_t tok = cand[pick];
+    p.tokens[b] = static_cast<int32_t>(tok);
+    p.logp_sampled[b] = static_cast<float>((x[tok] - m) / T - std::log(zz));
+    p.logp_model[b] = static_cast<float>(x[tok] - logz);
+  });
+}
+
+}  // namespace itool
