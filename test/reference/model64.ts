@@ -95,7 +95,7 @@ export function forward64(
     }
   const inv = invFreq64(c);
   const emb = w('model.embed_tokens.weight');
-  let x = new Float64Array(T * H);
+  let x: Float64Array = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let j = 0; j < H; j++) x[t * H + j] = emb[tokens[t]! * H + j]!;
   const lin = (l: number, proj: string, sub: string, inp: Float64Array, inD: number, outD: number, bias?: ArrayLike<number>) => {
     const y = linear(inp, T, inD, w(`model.layers.${l}.${sub}.${proj}.weight`), outD, bias);
@@ -111,8 +111,8 @@ export function forward64(
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}.`;
     const xn = rmsnorm(x, T, H, w(p + 'input_layernorm.weight'), c.rmsNormEps);
-    let q = lin(l, 'q_proj', 'self_attn', xn, H, Hq * D, c.attentionBias ? w(p + 'self_attn.q_proj.bias') : undefined);
-    let k = lin(l, 'k_proj', 'self_attn', xn, H, Hkv * D, c.attentionBias ? w(p + 'self_attn.k_proj.bias') : undefined);
+    let q: Float64Array = lin(l, 'q_proj', 'self_attn', xn, H, Hq * D, c.attentionBias ? w(p + 'self_attn.q_proj.bias') : undefined);
+    let k: Float64Array = lin(l, 'k_proj', 'self_attn', xn, H, Hkv * D, c.attentionBias ? w(p + 'self_attn.k_proj.bias') : undefined);
     const v = lin(l, 'v_proj', 'self_attn', xn, H, Hkv * D, c.attentionBias ? w(p + 'self_attn.v_proj.bias') : undefined);
     if (c.qkNorm) {
       q = rmsnorm(q, T * Hq, D, w(p + 'self_attn.q_norm.weight'), c.rmsNormEps);
