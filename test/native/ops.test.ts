@@ -39,12 +39,23 @@ describe('determinism', () => {
     const dout = native.tensorFromArray({ data: Float32Array.from(randn(r, n * dim)), dtype: 'f32', shape: [n, dim] });
     const x = native.tensorFromArray({ data: Float32Array.from(randn(r, 300 * 257)), dtype: 'f32', shape: [300, 257] });
     const w = f(257);
+    const aq = native.tensorFromArray({ data: Float32Array.from(randn(r, 150 * 4 * 32)), dtype: 'f32', shape: [150, 4, 32] });
+    const ak = native.tensorFromArray({ data: Float32Array.from(randn(r, 150 * 2 * 32)), dtype: 'f32', shape: [150, 2, 32] });
+    const av = native.tensorFromArray({ data: Float32Array.from(randn(r, 150 * 2 * 32)), dtype: 'f32', shape: [150, 2, 32] });
+    const cu = native.tensorFromArray({ data: Int32Array.from([0, 1, 70, 150]), dtype: 'i32', shape: [4] });
+    const lw = native.tensorFromArray({ data: Float32Array.from(randn(r, 301 * 257, 0.1)), dtype: 'f32', shape: [301, 257] });
+    const lt = native.tensorFromArray({ data: Int32Array.from({ length: 300 }, (_, i) => (i * 13) % 301), dtype: 'i32', shape: [300] });
+    const ldl = f(300);
     const run = async () => {
       const e = await native.ops.embeddingBackward({ ids, dout, vocab: V });
       const fw = await native.ops.rmsnormForward({ x, w });
       const bw = await native.ops.rmsnormBackward({ x, w, dy: x, rstd: fw.rstd });
       const ss = await native.ops.sumSquares({ x: dout });
-      return [e.dtable.toArray(), bw.dx.toArray(), bw.dw.toArray(), new Float64Array([ss])];
+      const at = await native.ops.attentionForward({ q: aq, k: ak, v: av, cuSeqlens: cu });
+      const ab = await native.ops.attentionBackward({ q: aq, k: ak, v: av, cuSeqlens: cu, out: at.out, lse: at.lse, dout: aq });
+      const lp = await native.ops.logprob({ hidden: x, weight: lw, targets: lt, chunk: 64, dlogp: ldl });
+      return [e.dtable.toArray(), bw.dx.toArray(), bw.dw.toArray(), new Float64Array([ss]), at.out.toArray(), at.lse.toArray(),
+        ab.dq.toArray(), ab.dk.toArray(), ab.dv.toArray(), lp.logprob.toArray(), lp.dhidden.toArray(), lp.dweight.toArray()];
     };
     const a = await run(), b = await run();
     for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i]!.buffer).equals(Buffer.from(b[i]!.buffer))).toBe(true);
