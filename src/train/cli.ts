@@ -5,7 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoraOptions, Model } from '../engine/model-types.js';
-import type { Sample } from '../data/sample.js';
+import { loadSamples } from '../data/formats.js';
+import type { DeviceRequest } from '../engine/engine.js';
+import { loadModel } from '../engine/model.js';
+import { loadTokenizer } from '../text/index.js';
 import { writeFileAtomic } from './fsutil.js';
 import type { TrainResult } from './loop.js';
 import type { PreferenceOptions, SftOptions } from './options.js';
@@ -67,14 +70,9 @@ export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets
   return { rank, alpha: o.loraAlpha ?? c.alpha ?? 2 * rank, targetModules: targets as LoraOptions['targetModules'] };
 }
 
-interface EngineModelModule {
-  loadModel: (dir: string, o: { device?: string; lora?: LoraOptions | null }) => Promise<Model>;
-}
-
 async function openModel(dir: string, device: string | undefined, lora: LoraOptions | null): Promise<Model> {
   if (!existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
-  const mod = (await import('../engine/model.js' as string)) as EngineModelModule;
-  return mod.loadModel(dir, { device: device ?? 'cpu', ...(lora ? { lora } : {}) });
+  return loadModel(dir, { device: (device ?? 'cpu') as DeviceRequest, ...(lora ? { lora } : {}) });
 }
 
 async function finish(model: Model, modelDir: string, out: string, res: TrainResult, what: string): Promise<string> {
@@ -114,9 +112,7 @@ export async function runSftCli(flags: SftCliOptions): Promise<string> {
   const merged = mergeOptions<SftOptions & { data: string[]; lora: unknown; device: string }>(config, flags, SFT_KEYS, 'sft');
   const files = (merged.data ?? []) as string[];
   if (files.length === 0) throw new Error('give the training data with --data FILE... (or "data" in --config)');
-  const { loadSamples } = (await import('../data/formats.js' as string)) as { loadSamples: (f: string) => Sample[] };
   const samples = files.flatMap((f) => loadSamples(f));
-  const { loadTokenizer } = await import('../text/index.js');
   const tok = loadTokenizer(flags.model);
   const lora = loraFrom(flags, merged.lora);
   const model = await openModel(flags.model, (merged.device as string | undefined) ?? flags.device, lora);
@@ -144,7 +140,6 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
   if (!file) throw new Error('give the pairs with --pairs FILE (or "pairs" in --config)');
   let tok: PairTokenizer | null = null;
   try {
-    const { loadTokenizer } = await import('../text/index.js');
     if (existsSync(join(flags.model, 'tokenizer.json'))) tok = loadTokenizer(flags.model);
   } catch (e) {
     throw new Error(`--model: tokenizer of ${flags.model}: ${(e as Error).message}`);
