@@ -345,10 +345,12 @@ class Reader {
     this.ws();
     const cur: PartialCall = { name: '', arguments: {} };
     this.current = cur;
-    cur.name = this.dottedName();
+    const name = this.dottedName();
     this.ws();
     if (this.eof()) throw new Incomplete();
-    if (this.s[this.pos] !== '(') this.fail(`expected '(' after '${cur.name}'`);
+    if (this.s[this.pos] !== '(') this.fail(`expected '(' after '${name}'`);
+    // the name counts as written once its '(' is seen ("get" may become "get_weather")
+    cur.name = name;
     this.callArgs(cur);
     this.current = undefined;
     return { name: cur.name, arguments: cur.arguments };
@@ -506,7 +508,7 @@ function jsonCall(o: unknown): ToolCall | string {
     return { name: c.name, arguments: args as Record<string, unknown> };
   }
   const keys = Object.keys(c);
-  if (keys.length === 1) {
+  if (keys.length === 1 && !['name', 'arguments', 'parameters', 'function'].includes(keys[0]!)) {
     const args = c[keys[0]!];
     if (args !== null && typeof args === 'object' && !Array.isArray(args))
       return { name: keys[0]!, arguments: args as Record<string, unknown> };
@@ -575,6 +577,7 @@ function partialJson(t: string, opts: ParseOptions): ParseResult {
         const c = jsonCall(v);
         if (typeof c === 'string') return { format: 'json', calls, complete: false, error: c };
         calls.push(c);
+        lastStart = -1; // nothing cut off yet
         const ch = r.peek();
         if (ch === ',') r.pos++;
         else if (ch !== ']') r.fail(`expected ',' or ']', found '${ch}'`);
@@ -586,6 +589,7 @@ function partialJson(t: string, opts: ParseOptions): ParseResult {
     return { format: 'json', calls, complete: false };
   } catch (e) {
     if (!(e instanceof Incomplete)) return { format: 'json', calls, complete: false, error: errorText(e) };
+    if (lastStart < 0) return { format: 'json', calls, complete: false };
     const partial = salvageObject(t.slice(lastStart), opts);
     const res: ParseResult = { format: 'json', calls, complete: false };
     if (partial) res.partial = partial;
