@@ -140,6 +140,7 @@ export class Tokenizer {
   private readonly form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD' | null;
   private readonly addedById = new Map<number, AddedTokenInfo>();
   private readonly idToTokenCache: (string | undefined)[] = [];
+  private readonly bytesCache = new Map<number, Uint8Array>();
 
   constructor(src: TokenizerSources) {
     this.tokenizerJson = src.tokenizerJson;
@@ -284,6 +285,15 @@ export class Tokenizer {
 
   /** The bytes a token stands for in the text (before decoding cleanups). */
   tokenBytes(id: number): Uint8Array {
+    let b = this.bytesCache.get(id);
+    if (b === undefined) {
+      b = this.computeTokenBytes(id);
+      this.bytesCache.set(id, b);
+    }
+    return b;
+  }
+
+  private computeTokenBytes(id: number): Uint8Array {
     const added = this.addedById.get(id);
     if (added) return Buffer.from(added.content, 'utf8');
     const tok = this.idToToken(id);
@@ -332,8 +342,11 @@ export class Tokenizer {
       while (q < bytes.length && charAt[q] === charAt[p - 1]) q++;
       return charAt[q];
     };
-    const matches = (p: number, tb: Uint8Array): boolean =>
-      bytes.length - p >= tb.length && bytes.subarray(p, p + tb.length).equals(tb);
+    const matches = (p: number, tb: Uint8Array): boolean => {
+      if (bytes.length - p < tb.length) return false;
+      for (let k = 0; k < tb.length; k++) if (bytes[p + k] !== tb[k]) return false;
+      return true;
+    };
     const out: Array<[number, number]> = [];
     let pos = 0;
     for (let t = 0; t < ids.length; t++) {
