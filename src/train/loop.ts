@@ -104,6 +104,11 @@ export async function runLoop(spec: LoopSpec): Promise<TrainResult> {
       await ckpt.load(model, c);
       start = Math.min(c.state.step, total);
       skipsInRow = c.state.skipsInRow;
+      for (const [k, r] of Object.entries(opts.rngs ?? {})) {
+        const st = c.state.rng[k];
+        if (!st) throw new Error(`resume: checkpoint ${c.dir} holds no state for RNG '${k}'`);
+        r.setState(st);
+      }
       resumed = c;
     }
   }
@@ -121,7 +126,7 @@ export async function runLoop(spec: LoopSpec): Promise<TrainResult> {
       phase,
       step,
       cursor: { step, totalSteps: total, epoch: s?.epoch ?? 0, stage: s?.stage ?? null },
-      rng: {},
+      rng: Object.fromEntries(Object.entries(opts.rngs ?? {}).map(([k, r]) => [k, r.state()])),
       skipsInRow,
       fingerprint: spec.fingerprint,
       extra: opts.extra,

@@ -1,6 +1,7 @@
 // Trainer options and their defaults. Every option is documented here; the CLI and the
 // pipeline pass partial objects and get these defaults for the rest.
 import type { Checkpointer } from './checkpoint.js';
+import type { Rng } from './rng.js';
 import type { ScheduleKind } from './schedule.js';
 
 /** Options every trainer shares. */
@@ -47,6 +48,11 @@ export interface CommonTrainOptions {
   checkpointer: Checkpointer | null;
   /** stored in every checkpoint's state.json (the pipeline's own resume data) */
   extra: unknown;
+  /**
+   * the caller's RNGs: their states go into every checkpoint and are restored on resume
+   * (the trainers' own choices need none: data order is a pure function of seed and epoch)
+   */
+  rngs: Record<string, Rng> | null;
 }
 
 export interface SftOptions extends CommonTrainOptions {
@@ -100,6 +106,7 @@ const COMMON: Omit<CommonTrainOptions, 'lr' | 'epochs' | 'phase'> = {
   progress: undefined,
   checkpointer: null,
   extra: undefined,
+  rngs: null,
 };
 
 export const SFT_DEFAULTS: SftOptions = {

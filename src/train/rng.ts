@@ -45,11 +45,16 @@ export class Rng {
   }
 
   static fromState(state: RngState): Rng {
+    const r = new Rng(0);
+    r.setState(state);
+    return r;
+  }
+
+  /** Continues from a state taken with state() (a checkpoint's). */
+  setState(state: RngState): void {
     if (!Array.isArray(state) || state.length !== 4 || state.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff))
       throw new TypeError(`Rng.fromState: expected four unsigned 32-bit integers, got ${JSON.stringify(state)}`);
-    const r = new Rng(0);
-    r.s.set(state);
-    return r;
+    this.s.set(state);
   }
 
   state(): RngState {

@@ -7,6 +7,7 @@ import { TrainingDivergedError } from '../../src/train/loop.js';
 import { sftOptions } from '../../src/train/options.js';
 import { sftSequence } from '../../src/train/pack.js';
 import { scorePerplexity } from '../../src/train/perplexity.js';
+import { Rng } from '../../src/train/rng.js';
 import { planSft, sftForwardBackward, trainSft, type RenderedSample } from '../../src/train/sft.js';
 import { BigramModel } from './fake-model.js';
 
@@ -112,19 +113,25 @@ describe('SFT on a stand-in model', () => {
   it('resumes from a checkpoint to the same weights as an uninterrupted run', async () => {
     const data = dataset(12);
     const opts = { lr: 0.05, epochs: 3, batchTokens: 12, progress: false as const, saveEvery: 2, replay: 0.3 };
+    // a caller's RNG, drawn from after every step: its state travels in the checkpoints
+    const draw = (r: Rng) => ({ onStep: () => void r.next() });
+    const fullRng = new Rng(77);
     const full = new BigramModel(32, 4);
-    await trainSft(full, data, null, { ...opts, outDir: tmp() });
+    await trainSft(full, data, null, { ...opts, outDir: tmp(), rngs: { caller: fullRng } }, draw(fullRng));
     const out = tmp();
     const a = new BigramModel(32, 4);
+    const rngA = new Rng(77);
     let stepsSeen = 0;
-    const first = await trainSft(a, data, null, { ...opts, outDir: out }, { shouldStop: () => ++stepsSeen >= 5 });
+    const first = await trainSft(a, data, null, { ...opts, outDir: out, rngs: { caller: rngA } }, { ...draw(rngA), shouldStop: () => ++stepsSeen >= 5 });
     expect(first.stopped).toBe(true);
     expect(first.steps).toBe(5);
     const b = new BigramModel(32, 4); // fresh weights: everything must come from the checkpoint
-    const second = await trainSft(b, data, null, { ...opts, outDir: out, resume: true });
+    const rngB = new Rng(1); // fresh RNG: its state must come from the checkpoint too
+    const second = await trainSft(b, data, null, { ...opts, outDir: out, resume: true, rngs: { caller: rngB } }, draw(rngB));
     expect(second.resumedFrom).toBe(5);
     expect(second.steps).toBe(second.totalSteps);
     expect(Buffer.from(b.w.buffer).equals(Buffer.from(full.w.buffer))).toBe(true);
+    expect(rngB.state()).toEqual(fullRng.state());
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
     expect(lines).toEqual(Array.from({ length: second.totalSteps }, (_, i) => i + 1));
     // other data is refused
