@@ -228,8 +228,9 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
   });
   method(env, o, h, "cacheFree", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     int64_t id = cache_id(info.Length() ? info[0] : info.Env().Undefined(), "model.cacheFree");
-    std::lock_guard<std::mutex> g(m->mutex());
-    m->cache_free(id);
+    std::unique_lock<std::mutex> g(m->mutex(), std::try_to_lock);
+    if (g.owns_lock()) m->cache_free(id);
+    else m->defer_free(id);  // the model is busy on a worker thread: never block the event loop
     return info.Env().Undefined();
   });
   method(env, o, h, "cacheFork", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {

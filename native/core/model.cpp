@@ -888,7 +888,8 @@ void Model::block_release(int32_t b) {
   if (--refcount_[size_t(b)] == 0) free_.push_back(b);
 }
 
-int64_t Model::blocks_in_use() const {
+int64_t Model::blocks_in_use() {
+  drain_deferred();
   int64_t n = 0;
   for (auto r : refcount_) n += r > 0;
   return n;
@@ -905,7 +906,22 @@ const CacheState& Model::cache(int64_t id) const {
   return it->second;
 }
 
+void Model::defer_free(int64_t id) {
+  std::lock_guard<std::mutex> g(deferred_mu_);
+  deferred_.push_back(id);
+}
+
+void Model::drain_deferred() {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard<std::mutex> g(deferred_mu_);
+    ids.swap(deferred_);
+  }
+  for (auto id : ids) cache_free(id);
+}
+
 int64_t Model::cache_new() {
+  drain_deferred();
   int64_t id = next_cache_++;
   caches_[id] = CacheState{};
   return id;
@@ -919,6 +935,7 @@ void Model::cache_free(int64_t id) {
 }
 
 int64_t Model::cache_fork(int64_t id) {
+  drain_deferred();
   const CacheState& p = cache(id);
   CacheState c;
   c.blocks = p.blocks;
@@ -1022,6 +1039,7 @@ void Model::decode(const std::vector<CacheState*>& cs, int64_t n_new) {
 }
 
 void Model::cache_extend(int64_t id, const std::vector<int32_t>& tokens) {
+  drain_deferred();
   CacheState& c = cache_mut(id);
   for (auto t : tokens)
     if (t < 0 || t >= cfg_.vocab) throw_range("KvCache.extend: token " + std::to_string(t) + " is outside [0, " + std::to_string(cfg_.vocab) + ")");
@@ -1076,6 +1094,7 @@ static std::vector<CacheState*> unique_caches(Model* m, std::map<int64_t, CacheS
 
 void Model::sample_next(const std::vector<int64_t>& ids, float temperature, int64_t top_k, float top_p, uint64_t seed,
                         int32_t* tokens, float* logp_model, float* logp_sampled) {
+  drain_deferred();
   auto cs = unique_caches(this, caches_, ids, "sampleNext");
   if (cs.empty()) return;
   ensure_ready(cs);

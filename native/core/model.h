@@ -135,8 +135,12 @@ class Model {
                    int32_t* tokens, float* logp_model, float* logp_sampled);
   void next_logprobs(const std::vector<int64_t>& ids, float* out);  // [B * V] host
   int64_t block_size() const { return block_size_; }
-  int64_t blocks_in_use() const;
+  int64_t blocks_in_use();
   int64_t num_caches() const { return int64_t(caches_.size()); }
+  // Frees a cache later (from the next call that holds the model lock): used when the
+  // lock is busy (a finalizer on the main thread must not wait for a long decode).
+  void defer_free(int64_t id);
+  void drain_deferred();
 
  private:
   struct LayerP {
@@ -221,6 +225,8 @@ class Model {
   std::vector<int32_t> free_;
   std::map<int64_t, CacheState> caches_;
   int64_t next_cache_ = 1;
+  std::mutex deferred_mu_;
+  std::vector<int64_t> deferred_;
 };
 
 }  // namespace itool
