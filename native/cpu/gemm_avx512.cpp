@@ -31,7 +31,11 @@ void tile_m(int n, int64_t kc, const float* __restrict pa, const float* __restri
     c1[i] = _mm512_setzero_ps();
   }
 #pragma GCC unroll 14
-  for (int i = 0; i < M; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  for (int i = 0; i < M; ++i) {
+    // the C tile is read and written after the k loop: fetch both lines of each row now
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+  }
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const __m512 b0 = _mm512_load_ps(pb);
