@@ -183,3 +183,73 @@ describe('loadTokenizer: bad input', () => {
     expect(tok.chatTemplate).toBeNull();
   });
 });
+
+describe('a SentencePiece-style tokenizer (Metaspace, byte fallback; Llama 2 / Mistral shape)', () => {
+  // hand-made: the offsets take the non-byte-level path ('▁' is a space, <0xNN> a byte)
+  function spTokenizer(): Tokenizer {
+    const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+    for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+    let id = 259;
+    for (const t of ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', '[', ']', 'I', 'N', 'S', 'T', '/', '▁h', 'll', '▁w', 'he', '▁he', '▁hell', 'hell']) vocab[t] = id++;
+    const special = (i: number, content: string) => ({ id: i, content, special: true, normalized: false, lstrip: false, rstrip: false, single_word: false });
+    const tokenizerJson = {
+      version: '1.0',
+      added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+      normalizer: null,
+      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+      post_processor: null,
+      decoder: {
+        type: 'Sequence',
+        decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      },
+      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges: ['▁ h', 'l l', '▁ w', 'h e', '▁h e', 'he ll', '▁he ll'] },
+    };
+    const tokenizerConfig = {
+      bos_token: '<s>',
+      eos_token: '</s>',
+      chat_template: "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]{% else %} {{ m.content }}{{ eos_token }}{% endif %}{% endfor %}",
+    };
+    return new Tokenizer({ tokenizerJson, tokenizerConfig });
+  }
+
+  it('maps tokens to characters through the prepended space and byte pieces', () => {
+    const tok = spTokenizer();
+    const text = 'hello wörld';
+    const ids = tok.encode(text);
+    expect(tok.tokens(ids)).toEqual(['▁hell', 'o', '▁w', '<0xC3>', '<0xB6>', 'r', 'l', 'd']);
+    expect(tok.decode(ids)).toBe(text);
+    expect(tok.offsets(text, ids).map(([s, e]) => text.slice(s, e))).toEqual(['hell', 'o', ' w', 'ö', 'ö', 'r', 'l', 'd']);
+  });
+
+  it('masks each assistant turn with its </s> and nothing of [INST] ... [/INST]', () => {
+    const tok = spTokenizer();
+    expect(tok.bosId).toBe(1);
+    expect(tok.turnEndIds).toEqual([2]);
+    const r = tok.render({
+      id: 'sp',
+      category: 'test',
+      tools: [],
+      messages: [
+        { role: 'user', content: 'hello' },
+        { role: 'assistant', content: 'world' },
+        { role: 'user', content: 'hell' },
+        { role: 'assistant', content: 'wörld' },
+      ],
+    });
+    expect(r.text).toBe('<s>[INST] hello [/INST] world</s>[INST] hell [/INST] wörld</s>');
+    const runs: string[][] = [];
+    let cur: string[] = [];
+    r.mask.forEach((m, i) => {
+      if (m) cur.push(tok.idToToken(r.ids[i])!);
+      else if (cur.length) {
+        runs.push(cur);
+        cur = [];
+      }
+    });
+    if (cur.length) runs.push(cur);
+    expect(runs).toEqual([
+      ['▁w', 'o', 'r', 'l', 'd', '</s>'],
+      ['▁w', '<0xC3>', '<0xB6>', 'r', 'l', 'd', '</s>'],
+    ]);
+  });
+});
