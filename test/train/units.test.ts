@@ -135,3 +135,42 @@ describe('pairs file', () => {
     expect(() => parsePairs('{x', 'q')).toThrow(/q:1: not JSON/);
   });
 });
+
+describe('progress bar', () => {
+  function fakeStream(tty: boolean) {
+    const chunks: string[] = [];
+    const s = {
+      isTTY: tty,
+      columns: 120,
+      write: (c: string) => (chunks.push(String(c)), true),
+      cursorTo: () => true,
+      clearLine: () => true,
+      moveCursor: () => true,
+      on: () => s,
+      removeListener: () => s,
+    };
+    return { s: s as unknown as NodeJS.WritableStream, chunks };
+  }
+  it('stays silent when stderr is not a terminal (piped output is never garbled)', async () => {
+    const { Progress } = await import('../../src/train/report.js');
+    const f = fakeStream(false);
+    const p = new Progress('sft', 10, 0, { stream: f.s });
+    p.update(5, 1.25, 1000);
+    p.stop();
+    expect(f.chunks).toEqual([]);
+    const off = fakeStream(true);
+    const q = new Progress('sft', 10, 0, { stream: off.s, progress: false });
+    q.update(5, 1.25, 1000);
+    q.stop();
+    expect(off.chunks).toEqual([]);
+  });
+  it('shows loss, tokens/s and ETA on a terminal', async () => {
+    const { Progress } = await import('../../src/train/report.js');
+    const f = fakeStream(true);
+    const p = new Progress('sft', 10, 0, { stream: f.s });
+    p.update(5, 1.25, 1234.4);
+    p.stop();
+    const text = f.chunks.join('');
+    expect(text).toMatch(/sft \|.*\| 5\/10 \| loss 1\.2500 \| 1234 tok\/s \| ETA /);
+  });
+});
