@@ -202,9 +202,16 @@ void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_
   if (rows <= mc_max) nc_max = std::max<int64_t>(nr, ((512 * 1024 / 4) / kc_max) / nr * nr);
   nc_max = std::min<int64_t>(nc_max, (n1 - n0 + nr - 1) / nr * nr);
 
+  // When all rows fit one A block and the packed A for the whole depth is small
+  // (<= 4 MiB), A is packed once up front instead of once per column block.
+  const bool a_once = rows <= mc_max && nc_max < n1 - n0 && mc_max * K <= (int64_t(1) << 20);
+
   PackBufs& bufs = pack_bufs();
-  float* pa = bufs.a.get(static_cast<size_t>(mc_max * kc_max));
+  float* pa = bufs.a.get(static_cast<size_t>(mc_max * (a_once ? K : kc_max)));
   float* pb = bufs.b.get(static_cast<size_t>(nc_max * kc_max));
+  if (a_once)
+    for (int64_t pc = 0; pc < K; pc += kc_max)
+      pack_a(kr, rows, std::min(kc_max, K - pc), x.A, p.lda, p.transA, m0, pc, pa + pc * mc_max);
 
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, n1 - jc);
@@ -214,10 +221,12 @@ void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_
       pack_b(kr, kc, nc, x.B, p.ldb, p.transB, pc, jc, pb);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_a(kr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
+        const float* pa_blk = pa;
+        if (a_once) pa_blk = pa + pc * mc_max;
+        else pack_a(kr, mc, kc, x.A, p.lda, p.transA, ic, pc, pa);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
-          const float* a = pa + ir * kc;
+          const float* a = pa_blk + ir * kc;
           float* c = x.C + (ic + ir) * p.ldc + jc;
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int n = static_cast<int>(std::min<int64_t>(nr, nc - jr));
@@ -290,7 +299,7 @@ void split(int64_t n, int64_t unit, int parts, int idx, int64_t& b, int64_t& e) 
 // With few rows of C and B stored [N, K] (activations times a weight in the
 // [out, in] layout: decoding), packing B would cost as much as the product. The
 // kernel's dot-product routine reads B in place instead; threads split the columns.
-constexpr int64_t kDotsMaxRows = 4;
+constexpr int64_t kDotsMaxRows = 12;  // measured: dots win up to ~12 rows, packing from ~16
 
 bool use_dots(const GemmKernel& kr, const GemmParams& p) {
   return kr.dots != nullptr && p.transB && p.M <= kDotsMaxRows && p.K > 0 && p.alpha != 0.f;

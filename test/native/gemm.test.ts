@@ -170,6 +170,7 @@ const SHAPES: Array<[number, number, number]> = [
   [5, 600, 300], // several column blocks and two depth blocks when rows fit one A block
   [353, 45, 23], // more rows than one packed A block (mc)
   [4, 9, 33], // few rows (decode): dot products when B is transposed
+  [11, 37, 45],
   [2, 70, 1000],
 ];
 const TRANS: Array<[boolean, boolean]> = [
