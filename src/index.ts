@@ -2,3 +2,4 @@
 export * as engine from './engine/index.js';
 export * as toolcall from './toolcall/index.js';
 export * as data from './data/index.js';
+export * as text from './text/index.js';

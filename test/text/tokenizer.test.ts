@@ -253,3 +253,19 @@ describe('a SentencePiece-style tokenizer (Metaspace, byte fallback; Llama 2 / M
     ]);
   });
 });
+
+describe('named chat templates in tokenizer_config.json', () => {
+  it("uses 'default' without tools and 'tool_use' with tools, as transformers does", () => {
+    const t = trainBpe({ corpus: ['hello world'], vocabSize: 300 });
+    t.tokenizerConfig.chat_template = [
+      { name: 'default', template: '{% for m in messages %}D:{{ m.content }}{% endfor %}' },
+      { name: 'tool_use', template: '{% for m in messages %}T{{ tools | length }}:{{ m.content }}{% endfor %}' },
+    ];
+    const dir = tempDir();
+    writeTokenizer(dir, t);
+    const tok = loadTokenizer(dir);
+    const msgs = [{ role: 'user' as const, content: 'hi' }];
+    expect(tok.chatTemplate!.render(msgs)).toBe('D:hi');
+    expect(tok.chatTemplate!.render(msgs, { tools: [{ name: 'f', parameters: { type: 'object' } }] })).toBe('T1:hi');
+  });
+});
