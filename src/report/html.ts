@@ -264,7 +264,10 @@ export function renderReport(d: ReportData): string {
   sections.push(groupedBars(cats, d.evaluations.map((e) => ({ name: e.label, values: cats.map((c) => e.categories[c]?.accuracy ?? NaN) }))));
   sections.push('<h2>Loss curves</h2>');
   // one chart per phase: SFT and preference losses live on different scales
-  for (const c of curves) sections.push(`<h3>${escapeHtml(c.name)}</h3>` + lineChart([c], { xLabel: 'optimizer step', yLabel: 'loss', height: 220 }));
+  for (const c of curves)
+    sections.push(
+      `<h3>${escapeHtml(c.name)}</h3>` + (c.points.length ? lineChart([c], { xLabel: 'optimizer step', yLabel: 'loss', height: 220 }) : '<p class="sub">no optimizer steps in this phase (no pairs: the policy was left unchanged)</p>'),
+    );
   if (d.iterations.length) {
     sections.push('<h2>Search and pairs per iteration</h2>');
     sections.push(

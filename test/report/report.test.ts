@@ -43,7 +43,7 @@ describe('report.html', () => {
 
   it('handles empty data without throwing', () => {
     const html = renderReport({ title: 't', curves: [{ phase: 'x', points: [] }], evaluations: [], iterations: [] });
-    expect(html).toContain('no data');
+    expect(html).toContain('no optimizer steps in this phase');
   });
 
   it('escapes all five HTML specials', () => {
