@@ -55,8 +55,8 @@ export function groundTruthFromCalls(calls: readonly ToolCall[], tools: readonly
   return truthFromCalls(calls, tools);
 }
 
-function decodeAnswer(text: string): ToolCall[] | undefined {
-  const r = parseCalls(text);
+function decodeAnswer(text: string, tools: readonly ToolSchema[] = []): ToolCall[] | undefined {
+  const r = parseCalls(text, { toolNames: tools.map((t) => t.name) });
   if (r.error === undefined && r.complete && r.format !== 'none' && r.calls.length > 0) return r.calls;
   return undefined;
 }
@@ -208,7 +208,7 @@ export function fromShareGPT(row: unknown, id: string): Sample {
     if (!role) throw new Error(`${sid}: turn ${i}: unknown speaker '${from}'`);
     if (typeof value !== 'string') throw new Error(`${sid}: turn ${i}: 'value' must be a string`);
     if (role === 'assistant') {
-      const calls = decodeAnswer(value);
+      const calls = decodeAnswer(value, tools);
       messages.push(calls ? { role: 'assistant', toolCalls: calls } : { role: 'assistant', content: value });
     } else if (role === 'system') messages.push({ role: 'system', content: value });
     else messages.push({ role, content: value });

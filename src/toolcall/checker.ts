@@ -451,7 +451,7 @@ export function isIrrelevance(category: string): boolean {
  */
 export function checkAnswer(sample: Sample, answer: string | ParseResult): CheckResult {
   const cat = checkerCategory(sample);
-  const decoded = typeof answer === 'string' ? parseCalls(answer, { floatMarks: true }) : answer;
+  const decoded = typeof answer === 'string' ? parseCalls(answer, { floatMarks: true, toolNames: sample.tools.map((t) => t.name) }) : answer;
   const failed = decoded.error !== undefined || !decoded.complete || decoded.format === 'none';
   if (isIrrelevance(cat)) {
     if (failed || decoded.calls.length === 0) return { valid: true };

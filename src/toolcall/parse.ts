@@ -39,6 +39,11 @@ export interface ParseResult {
 export interface ParseOptions {
   /** keep whole-valued floats (`2.0`) as PyFloat so int and float stay apart (the BFCL checker) */
   floatMarks?: boolean;
+  /**
+   * function names that are not Python identifiers (ToolACE has names such as
+   * "Market Trends API"): read as call names where a call may start
+   */
+  toolNames?: readonly string[];
 }
 
 /** Thrown inside the parser when the text ends where more was needed. */
@@ -64,6 +69,8 @@ class Reader {
   depth = 0;
   /** the call currently being read at the top level (for partial results) */
   current: PartialCall | undefined;
+  /** non-identifier call names, longest first */
+  odd: string[] = [];
   constructor(
     readonly s: string,
     readonly floatMarks: boolean,
@@ -345,7 +352,15 @@ class Reader {
     this.ws();
     const cur: PartialCall = { name: '', arguments: {} };
     this.current = cur;
-    const name = this.dottedName();
+    let name: string | undefined;
+    for (const n of this.odd) {
+      if (this.s.startsWith(n, this.pos) && /^\s*\(/.test(this.s.slice(this.pos + n.length, this.pos + n.length + 8))) {
+        name = n;
+        this.pos += n.length;
+        break;
+      }
+    }
+    name ??= this.dottedName();
     this.ws();
     if (this.eof()) throw new Incomplete();
     if (this.s[this.pos] !== '(') this.fail(`expected '(' after '${name}'`);
@@ -439,8 +454,16 @@ export function stripFences(text: string): string {
 }
 
 /** Parses Python-style calls: `[f(a=1), g(b=2)]`, or without the brackets `f(a=1), g(b=2)`. */
+const IDENT_PATH = /^[\p{L}_$][\p{L}\p{N}_$]*(\.[\p{L}_$][\p{L}\p{N}_$]*)*$/u;
+
+function oddNames(names: readonly string[] | undefined): string[] {
+  if (!names) return [];
+  return names.filter((n) => typeof n === 'string' && n !== '' && !IDENT_PATH.test(n)).sort((a, b) => b.length - a.length);
+}
+
 export function parsePythonCalls(text: string, opts: ParseOptions = {}): ParseResult {
   const r = new Reader(text, opts.floatMarks ?? false);
+  r.odd = oddNames(opts.toolNames);
   const calls: ToolCall[] = [];
   try {
     r.ws();
@@ -699,7 +722,11 @@ export function parseCalls(text: string, opts: ParseOptions = {}): ParseResult {
     const t = stripFences(text);
     if (t === '') return { format: 'none', calls: [], complete: text.trim() === '' };
     if (t.startsWith('{') || /^\[\s*(\{|$)/.test(t)) return parseJsonCalls(t, opts);
-    if (t.startsWith('[') || /^[\p{L}_$][\p{L}\p{N}_$]*(\s*\.\s*[\p{L}_$][\p{L}\p{N}_$]*)*\s*(\(|$)/u.test(t)) {
+    if (
+      t.startsWith('[') ||
+      /^[\p{L}_$][\p{L}\p{N}_$]*(\s*\.\s*[\p{L}_$][\p{L}\p{N}_$]*)*\s*(\(|$)/u.test(t) ||
+      oddNames(opts.toolNames).some((n) => t.startsWith(n))
+    ) {
       const r = parsePythonCalls(t, opts);
       // a lone word ("Sorry", "The") is prose, not a cut-off call, once a space follows
       return r;

@@ -152,7 +152,7 @@ export function referenceAnswer(sample: Sample, style: 'python' | 'json' | 'herm
 /** The graded reward of an answer (or a prefix of one) for a sample, in [-1, 1]. See the file head. */
 export function reward(answerText: string, sample: Sample, opts: RewardOptions = {}): number {
   const partial = opts.partial ?? false;
-  const decoded = parseCalls(answerText, { floatMarks: true });
+  const decoded = parseCalls(answerText, { floatMarks: true, toolNames: sample.tools.map((t) => t.name) });
   if (opts.kind === 'overlap') {
     const style = decoded.format === 'hermes' ? 'hermes' : decoded.format === 'json' ? 'json' : 'python';
     return overlapReward(answerText, referenceAnswer(sample, style), partial && !decoded.complete);
