@@ -132,6 +132,26 @@ describe('render: loss masks from character spans', () => {
   });
 });
 
+describe('render: Unicode normalization', () => {
+  it("masks follow the tokenizer's NFC normalization (a decomposed é in the answer)", () => {
+    const tok = qwen3();
+    const sample: Sample = {
+      id: 'nfc',
+      category: 'simple',
+      tools: [],
+      messages: [
+        { role: 'user', content: 'Cafe\u0301?' },
+        { role: 'assistant', content: 'Cafe\u0301 au lait.' },
+      ],
+    };
+    const r = render(tok, sample, { kwargs: { enable_thinking: false } });
+    expect(r.text).toContain('Caf\u00e9 au lait.');
+    expect(r.ids).toEqual(tok.encode(r.text));
+    const trained = r.ids.filter((_, i) => r.mask[i] === 1);
+    expect(tok.decode(trained)).toBe('Caf\u00e9 au lait.<|im_end|>');
+  });
+});
+
 describe('renderForSearch: prompt, answer and steps', () => {
   for (const config of ['qwen3', 'hermes'] as const) {
     it(`${config}: the prompt is the generation prompt rendering; steps tile the answer in characters and tokens`, () => {
