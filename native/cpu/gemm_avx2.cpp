@@ -82,7 +82,64 @@ void tile(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, 
   }
 }
 
-const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, nullptr};
+// ------------------------------------------------------------------ dots (few rows, B^T)
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int MB>
+void dots_rows(int nb, int64_t k, const float* A, int64_t lda, const float* const* b, float* C, int64_t ldc,
+               float alpha, float beta) {
+  __m256 acc[MB][4];
+#pragma GCC unroll 4
+  for (int i = 0; i < MB; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm256_loadu_ps(b[j] + p);
+#pragma GCC unroll 4
+    for (int i = 0; i < MB; ++i) {
+      const __m256 av = _mm256_loadu_ps(A + i * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  float s[MB][4];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < 4; ++j) {
+      float t = hsum(acc[i][j]);
+      for (int64_t q = p; q < k; ++q) t += A[i * lda + q] * b[j][q];
+      s[i][j] = t;
+    }
+  for (int i = 0; i < MB; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < nb; ++j) c[j] = beta == 0.f ? alpha * s[i][j] : alpha * s[i][j] + beta * c[j];
+  }
+}
+
+void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+          int64_t ldc, float alpha, float beta) {
+  for (int64_t j0 = 0; j0 < n; j0 += 4) {
+    const int nb = n - j0 < 4 ? static_cast<int>(n - j0) : 4;
+    const float* b[4];
+    for (int j = 0; j < 4; ++j) b[j] = B + (j0 + (j < nb ? j : nb - 1)) * ldb;  // extra lanes repeat the last row
+    int64_t i = 0;
+    for (; i + 3 <= m; i += 3) dots_rows<3>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta);
+    switch (m - i) {
+      case 2: dots_rows<2>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta); break;
+      case 1: dots_rows<1>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta); break;
+      default: break;
+    }
+  }
+}
+
+const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, dots};
 
 }  // namespace
 

@@ -53,6 +53,8 @@ export const MODEL: GemmShape[] = [
   { name: 'base lm head chunk', m: 256, n: 32000, k: 768, transB: true },
   { name: 'base down dX', m: 2048, n: 2048, k: 768 },
   { name: 'base down dW', m: 768, n: 2048, k: 2048, transA: true },
+  { name: 'base lm head dhidden', m: 256, n: 768, k: 32000 },
+  { name: 'base lm head dW', m: 32000, n: 768, k: 256, transA: true },
   { name: 'small gate/up', m: 2048, n: 704, k: 256, transB: true },
   { name: 'small down', m: 2048, n: 256, k: 704, transB: true },
   { name: 'small lm head chunk', m: 256, n: 8192, k: 256, transB: true },
