@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { Sample } from '../../src/data/sample.js';
+import type { Sample, ToolSchema } from '../../src/data/sample.js';
 import { synthesize } from '../../src/data/synth.js';
 import { formatHermesCalls, formatPythonCalls, overlapReward, referenceAnswer, reward } from '../../src/toolcall/index.js';
 
-const tools = [
+const tools: ToolSchema[] = [
   { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['c', 'f'] } }, required: ['city'] } },
   { name: 'get_time', parameters: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] } },
 ];

@@ -7,6 +7,7 @@ import type { Sample } from '../../data/sample.js';
 import { loadSamples } from '../../data/formats.js';
 import { writeJsonl } from '../../data/io.js';
 import { formatReport, scorePredictions, type ScoreRun } from '../../toolcall/score.js';
+import { checkerCategory, isIrrelevance } from '../../toolcall/checker.js';
 import { fail, parseIntOption } from '../util.js';
 
 interface EvalOptions {
@@ -134,6 +135,11 @@ export function register(program: Command): void {
           const answers = await generateAnswers(opts.model!, samples, opts);
           predictions = answers;
           if (opts.out) writeJsonl(opts.out, [...answers].map(([id, result]) => ({ id, result })));
+        }
+        for (const s of samples) {
+          const hasAnswer = s.groundTruth !== undefined || s.messages.some((m) => m.role === 'assistant');
+          if (!hasAnswer && !isIrrelevance(checkerCategory(s)))
+            throw new Error(`sample '${s.id}' (${checkerCategory(s)}) has no ground truth: is its possible_answer/ file beside the question file?`);
         }
         report(scorePredictions(samples, predictions), opts);
       } catch (e) {
