@@ -131,6 +131,15 @@ function assistantCharSpans(
       throw new TemplateError(`chat template in ${tpl.file}: assistant message ${i} is not closed by a turn-end token (${ends.join(', ')})`);
     }
     const end = endTokenStart + endLen;
+    // guard against templates that are not prefix-stable (e.g. ones that move the tools
+    // before the last user message): then the span would swallow the message before it
+    const before = hm[i - 1];
+    const own = hm[i].content + JSON.stringify(hm[i].tool_calls ?? []);
+    if (before.role !== 'assistant' && before.content.length >= 4 && !own.includes(before.content) && text.slice(start, endTokenStart).includes(before.content)) {
+      throw new TemplateError(
+        `chat template in ${tpl.file}: the rendering of messages before ${i} changes when more messages follow, so assistant message ${i} cannot be delimited (its span would include message ${i - 1})`,
+      );
+    }
     spans.push({ messageIndex: i, start, endTokenStart, end });
     prevEnd = end;
   }

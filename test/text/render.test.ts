@@ -3,7 +3,7 @@
 // split for the search, and bad input.
 import { describe, expect, it } from 'vitest';
 import type { Message, Sample, ToolSchema } from '../../src/data/sample.js';
-import { HERMES_TEMPLATE, render, renderForSearch, renderPrompt, renderText, type Tokenizer } from '../../src/text/index.js';
+import { HERMES_TEMPLATE, render, renderForSearch, renderPrompt, renderText, Tokenizer } from '../../src/text/index.js';
 import { fixture, hermesTokenizer, qwen3 } from './helpers.js';
 
 interface TemplateCase {
@@ -247,6 +247,31 @@ describe('bad input', () => {
     expect(() => render(qwen3(), bad({ role: 'assistant', toolCalls: [{ arguments: {} }] }))).toThrow(/message 1 \(assistant\): tool call 0 has no name/);
     expect(() => render(qwen3(), bad({ role: 'assistant', toolCalls: [{ name: 'f', arguments: [1] }] }))).toThrow(/tool call 0 \(f\) arguments must be an object/);
     expect(() => render(qwen3(), bad({ role: 'assistant', content: 5 }))).toThrow(/message 1 \(assistant\): content must be a string/);
+  });
+
+  it('refuses a template that is not prefix-stable instead of masking the wrong text', () => {
+    const base = hermesTokenizer();
+    const tok = new Tokenizer({
+      tokenizerJson: base.tokenizerJson,
+      tokenizerConfig: base.config,
+      chatTemplate:
+        "{%- set ns = namespace(last=-1) %}{%- for m in messages %}{%- if m.role == 'user' %}{%- set ns.last = loop.index0 %}{%- endif %}{%- endfor %}" +
+        "{%- for m in messages %}{%- if m.role == 'user' %}{%- if loop.index0 == ns.last %}[TOOLS]{%- endif %}[INST]{{ m.content }}[/INST]" +
+        "{%- elif m.role == 'assistant' %}{{ m.content }}<|im_end|>{%- endif %}{%- endfor %}",
+      files: { template: 'moving-tools.jinja' },
+    });
+    const sample: Sample = {
+      id: 'm',
+      category: 'multi_turn',
+      tools: [],
+      messages: [
+        { role: 'user', content: 'first question' },
+        { role: 'assistant', content: 'A1' },
+        { role: 'user', content: 'second question' },
+        { role: 'assistant', content: 'A2' },
+      ],
+    };
+    expect(() => render(tok, sample)).toThrow(/moving-tools\.jinja: the rendering of messages before 1 changes when more messages follow/);
   });
 
   it('refuses an assistant message with nothing before it', () => {
