@@ -323,6 +323,7 @@ const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
 void SafetensorsFile::read_f32(const SafetensorsEntry& e, float* out) const {
   const uint8_t* src = data(e);
   int64_t n = e.numel();
+  if (n == 0) return;
   switch (e.dtype) {
     case DType::F32: std::memcpy(out, src, size_t(n) * 4); break;
     case DType::BF16:
@@ -449,6 +450,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
   for (auto& it : items) {
     int64_t n = 1;
     for (auto s : it.shape) n *= s;
+    if (n == 0) continue;
     if (it.dtype == DType::F32) {
       if (!it.data) throw_error("write_safetensors: tensor '" + it.name + "' has no f32 data");
       f.write(it.data, size_t(n) * 4);
