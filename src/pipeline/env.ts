@@ -14,6 +14,12 @@ export interface PipelineText {
   decode(ids: readonly number[]): string;
   /** tokens that end an answer (turn end, end of text) */
   endTokens: readonly number[];
+  /**
+   * The self-judgement prompt: the policy asked whether `answer` correctly answers the
+   * sample, as ids ending where the grade token goes, with the grade tokens' ids and values.
+   */
+  judgePrompt?(sample: Sample, answer: string): number[];
+  judgeGrades?: Array<{ id: number; value: number }>;
 }
 
 export interface TrainPoint {

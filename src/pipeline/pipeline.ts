@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import type { CategoryTable, ReportCurve, ReportEvaluation, ReportIteration, ReportTree } from '../report/html.js';
-import { DEFAULT_STEP_PATTERN, searchTrees, type SearchTask } from '../search/mcts.js';
+import { makeSelfJudge } from '../search/judge.js';
+import { DEFAULT_STEP_PATTERN, searchTrees, type Judge, type SearchTask } from '../search/mcts.js';
 import { dedupePairs, pairsToJsonl, parsePairsJsonl, type StepPair } from '../search/pairs.js';
 import { treeToJson, type TreeJson } from '../search/tree.js';
 import { checkConfig, type PipelineConfig } from './config.js';
@@ -183,6 +184,14 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
         return { sampleId: s.id, prompt: p.text, promptIds: p.ids, reward: (answer: string, partial: boolean) => env.reward(answer, s, partial) };
       });
       const sc = config.search;
+      let judge: Judge | undefined;
+      if (sc.judgeWeight > 0) {
+        const jp = env.text.judgePrompt;
+        const grades = env.text.judgeGrades;
+        if (!jp || !grades) throw new Error('search.judgeWeight > 0 needs a self-judgement prompt and grade tokens, which this tokenizer does not give');
+        const byTask = new Map(tasks.map((t, k) => [t, selected[k]]));
+        judge = makeSelfJudge(m, (t, answer) => jp(byTask.get(t)!, answer), grades, sc.batchSize);
+      }
       const bar = env.progress?.(`iteration ${it} search`, sc.simulations);
       let res;
       try {
@@ -192,6 +201,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
           endTokens: env.text.endTokens,
           decode: (ids) => env.text.decode(ids),
           seed: config.seed * 1000 + it,
+          judge,
           onProgress: (d) => bar?.update(d),
         });
       } finally {

@@ -81,6 +81,17 @@ export function makeProgress(on: boolean | undefined): PipelineEnv['progress'] {
   };
 }
 
+/** the first token of "Yes" (+1) and of "No" (−1) */
+export function gradeTokens(tok: Tokenizer): Array<{ id: number; value: number }> | undefined {
+  const yes = tok.encode('Yes')[0];
+  const no = tok.encode('No')[0];
+  if (yes === undefined || no === undefined || yes === no) return undefined;
+  return [
+    { id: yes, value: 1 },
+    { id: no, value: -1 },
+  ];
+}
+
 export function realEnv(o: RealEnvOptions): PipelineEnv {
   const tok = o.tokenizer;
   const renderIds = (s: Sample) => {
@@ -93,6 +104,16 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
       prompt: (s) => renderPrompt(tok, s.messages, s.tools),
       decode: (ids) => tok.decode(ids),
       endTokens: tok.turnEndIds,
+      judgePrompt: (s, answer) => {
+        const user = [...s.messages].reverse().find((m) => m.role === 'user');
+        const question =
+          `A user asked: ${user && 'content' in user ? user.content : ''}\n` +
+          `The assistant answered:\n${answer}\n` +
+          'Is this answer a correct use of the tools listed above? Reply Yes or No.';
+        const msgs = [...s.messages.filter((m) => m.role === 'system'), { role: 'user' as const, content: question }];
+        return renderPrompt(tok, msgs, s.tools).ids;
+      },
+      judgeGrades: gradeTokens(tok),
     },
     trainer: {
       async sft(model, samples, opts) {

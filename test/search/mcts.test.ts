@@ -106,3 +106,31 @@ describe('tree search with a scripted policy', () => {
     expect(policy.live).toBe(0);
   });
 });
+
+describe('self-judgement through the policy', () => {
+  it('reads the grade from nextLogprobs of the judge prompt, batched, and disposes its caches', async () => {
+    const { makeSelfJudge } = await import('../../src/search/judge.js');
+    const policy = new FakePolicy(3);
+    let batches = 0;
+    const model = {
+      cache: (p: readonly number[]) => policy.cache(p),
+      // p(Yes) = 0.8 when the prompt's last token is 0 ("x"), else 0.2; p(No) the rest
+      nextLogprobs: async (caches: readonly { tokens: readonly number[] }[]) => {
+        batches++;
+        const out = new Float32Array(caches.length * 2);
+        caches.forEach((c, b) => {
+          const yes = c.tokens[c.tokens.length - 1] === 0 ? 0.8 : 0.2;
+          out[2 * b] = Math.log(yes);
+          out[2 * b + 1] = Math.log(1 - yes);
+        });
+        return out;
+      },
+    };
+    const judge = makeSelfJudge(model as never, (_t, answer) => [6, answer.startsWith('x') ? 0 : 1], [{ id: 0, value: 1 }, { id: 1, value: -1 }], 2);
+    const t = task('a', [6]);
+    const v = await judge([{ task: t, answer: 'x, ' }, { task: t, answer: 'y, ' }, { task: t, answer: 'x' }]);
+    expect(v.map((x) => Number(x.toFixed(6)))).toEqual([0.6, -0.6, 0.6]);
+    expect(batches).toBe(2);
+    expect(policy.live).toBe(0);
+  });
+});
