@@ -134,29 +134,119 @@ class Reader {
     }
   }
 
+  /**
+   * A value: a literal, a name, a call, or arithmetic on numbers (BFCL evaluates binary
+   * operations such as `10**6` or `5/100`; here only numbers, and + on strings, are allowed).
+   */
   value(): unknown {
     if (++this.depth > MAX_DEPTH) this.fail('nesting too deep');
     try {
-      const c = this.peek();
-      if (c === '"' || c === "'") return this.string();
-      if (c === '[') return this.sequence('[', ']');
-      if (c === '(') return this.sequence('(', ')');
-      if (c === '{') return this.dict();
-      if (c === '-' || c === '+') {
-        this.pos++;
-        const v = this.value();
-        if (typeof v === 'number') return c === '-' ? -v : v;
-        if (v instanceof PyFloat) return new PyFloat(c === '-' ? -v.value : v.value);
-        if (typeof v === 'boolean') return c === '-' ? -Number(v) : Number(v);
-        this.fail(`unary '${c}' on a non-number`);
+      let v = this.term();
+      for (let op = this.peekOp(); op === '+' || op === '-'; op = this.peekOp()) {
+        this.pos += 1;
+        v = this.arith(op, v, this.term());
       }
-      if (/[0-9.]/.test(c)) return this.number();
-      if (ID_START.test(c)) return this.nameOrCall();
-      if (c === '`') this.fail("unexpected '`'");
-      this.fail(`unexpected '${c}'`);
+      return v;
     } finally {
       this.depth--;
     }
+  }
+
+  /** the binary operator at the cursor, if any (never throws at the end of the text) */
+  peekOp(): string | undefined {
+    this.ws();
+    const s = this.s;
+    const c = s[this.pos];
+    if (c === '*') return s[this.pos + 1] === '*' ? '**' : '*';
+    if (c === '/') return s[this.pos + 1] === '/' ? '//' : '/';
+    if (c === '+' || c === '-' || c === '%') return c;
+    return undefined;
+  }
+
+  term(): unknown {
+    let v = this.unary();
+    for (let op = this.peekOp(); op === '*' || op === '/' || op === '//' || op === '%'; op = this.peekOp()) {
+      this.pos += op.length;
+      v = this.arith(op, v, this.unary());
+    }
+    return v;
+  }
+
+  unary(): unknown {
+    const c = this.peek();
+    if (c === '-' || c === '+') {
+      this.pos++;
+      if (++this.depth > MAX_DEPTH) this.fail('nesting too deep');
+      let v: unknown;
+      try {
+        v = this.unary();
+      } finally {
+        this.depth--;
+      }
+      if (typeof v === 'number') return c === '-' ? -v : v;
+      if (v instanceof PyFloat) return new PyFloat(c === '-' ? -v.value : v.value);
+      if (typeof v === 'boolean') return c === '-' ? -Number(v) : Number(v);
+      this.fail(`unary '${c}' on a non-number`);
+    }
+    const base = this.primary();
+    if (this.peekOp() === '**') {
+      this.pos += 2;
+      return this.arith('**', base, this.unary());
+    }
+    return base;
+  }
+
+  arith(op: string, a: unknown, b: unknown): unknown {
+    if (op === '+' && typeof a === 'string' && typeof b === 'string') return a + b;
+    const num = (x: unknown): [number, boolean] | undefined =>
+      x instanceof PyFloat ? [x.value, true] : typeof x === 'number' ? [x, !Number.isInteger(x)] : typeof x === 'boolean' ? [Number(x), false] : undefined;
+    const x = num(a);
+    const y = num(b);
+    if (!x || !y) this.fail(`operator '${op}' needs numbers`);
+    let isFloat = x[1] || y[1];
+    let v: number;
+    switch (op) {
+      case '+':
+        v = x[0] + y[0];
+        break;
+      case '-':
+        v = x[0] - y[0];
+        break;
+      case '*':
+        v = x[0] * y[0];
+        break;
+      case '/':
+        if (y[0] === 0) this.fail('division by zero');
+        v = x[0] / y[0];
+        isFloat = true;
+        break;
+      case '//':
+        if (y[0] === 0) this.fail('division by zero');
+        v = Math.floor(x[0] / y[0]);
+        break;
+      case '%':
+        if (y[0] === 0) this.fail('division by zero');
+        v = ((x[0] % y[0]) + y[0]) % y[0];
+        break;
+      default:
+        v = x[0] ** y[0];
+        if (!isFloat && y[0] < 0) isFloat = true;
+    }
+    if (!Number.isFinite(v)) this.fail('arithmetic overflow');
+    if (isFloat && Number.isInteger(v) && this.floatMarks) return new PyFloat(v);
+    return v;
+  }
+
+  primary(): unknown {
+    const c = this.peek();
+    if (c === '"' || c === "'") return this.string();
+    if (c === '[') return this.sequence('[', ']');
+    if (c === '(') return this.sequence('(', ')');
+    if (c === '{') return this.dict();
+    if (/[0-9.]/.test(c)) return this.number();
+    if (ID_START.test(c)) return this.nameOrCall();
+    if (c === '`') this.fail("unexpected '`'");
+    this.fail(`unexpected '${c}'`);
   }
 
   nameOrCall(): unknown {

@@ -50,6 +50,14 @@ describe('Python call syntax', () => {
     expect(r.calls[0]!.arguments).toEqual({ a: 'my_var', b: 'math.pi', c: { g: { x: 1 } }, d: 'h()' });
   });
 
+  it('evaluates arithmetic on numbers as BFCL does (10**6, 5/100), without eval', () => {
+    const r = parseCalls('[f(a=10**6, b=5/100, c=-2**2, d=7//2, e=-7%3, g=2*3+1, h=1-2-3, s="a" + "b")]', { floatMarks: true });
+    expect(r.calls[0]!.arguments).toEqual({ a: 1e6, b: 0.05, c: -4, d: 3, e: 2, g: 7, h: -4, s: 'ab' });
+    expect(parseCalls('[f(x=4/2)]', { floatMarks: true }).calls[0]!.arguments.x).toBeInstanceOf(PyFloat);
+    expect(parseCalls('[f(a=1/0)]').error).toMatch(/division by zero/);
+    expect(parseCalls('[f(a=[1]+2)]').error).toMatch(/needs numbers/);
+  });
+
   it('reports malformed text with an error, not an exception', () => {
     for (const bad of ['[f(a=1))]', '[f(a=1) g(b=2)]', '[f(a=1, a=2)]', '[f(a=1)] trailing', '[1, 2]', '[f(a=@)]', 'f(x="a\nb")']) {
       const r = parseCalls(bad);
