@@ -22,7 +22,10 @@ export function selectHardest(samples: readonly Sample[], perplexity: readonly n
   samples.forEach((s, i) => strata[hasToolCall(s) ? 0 : 1].push(i));
   let quota = strata.map((st) => (st.length ? Math.max(1, Math.ceil(ratio * st.length)) : 0));
   const total = quota[0] + quota[1];
-  if (max > 0 && total > max) quota = quota.map((q) => (q ? Math.max(1, Math.round((q * max) / total)) : 0));
+  if (max > 0 && total > max) {
+    quota = quota.map((q) => (q ? Math.max(1, Math.round((q * max) / total)) : 0));
+    while (quota[0] + quota[1] > max) quota[quota[0] >= quota[1] ? 0 : 1]--;
+  }
   const key = (i: number) => (Number.isFinite(perplexity[i]) ? perplexity[i] : Infinity);
   const out: number[] = [];
   strata.forEach((st, k) => {

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import type { Sample } from '../../src/data/sample.js';
+import { hasToolCall, selectHardest } from '../../src/pipeline/select.js';
+import { DEFAULT_PIPELINE, checkConfig, mergeConfig } from '../../src/pipeline/config.js';
+
+const mk = (id: number, call: boolean): Sample => ({
+  id: `s${id}`,
+  category: call ? 'simple' : 'irrelevance',
+  tools: [],
+  messages: [{ role: 'user', content: 'q' }, call ? { role: 'assistant', toolCalls: [{ name: 'f', arguments: {} }] } : { role: 'assistant', content: 'no' }],
+});
+
+describe('deficiency selection', () => {
+  // calls: 0..9, no-call: 10..13; perplexity rises with the index within each stratum, except s3
+  const samples = [...Array.from({ length: 10 }, (_, i) => mk(i, true)), ...Array.from({ length: 4 }, (_, i) => mk(10 + i, false))];
+  const ppl = samples.map((_, i) => (i === 3 ? 100 : i));
+
+  it('keeps the hardest ratio of each stratum, highest perplexity first', () => {
+    expect(hasToolCall(samples[0])).toBe(true);
+    expect(hasToolCall(samples[12])).toBe(false);
+    // ceil(0.3·10) = 3 calls: s3 (100), s9, s8; ceil(0.3·4) = 2 no-calls: s13, s12
+    expect(selectHardest(samples, ppl, 0.3)).toEqual([3, 8, 9, 12, 13]);
+  });
+
+  it('a cap splits in proportion and never exceeds the cap', () => {
+    for (const max of [1, 2, 3, 4, 5]) expect(selectHardest(samples, ppl, 0.3, max).length).toBeLessThanOrEqual(max);
+    // quotas 3 and 2 scaled by 4/5: round(2.4) = 2 calls (s3, s9), round(1.6) = 2 no-calls (s13, s12)
+    expect(selectHardest(samples, ppl, 0.3, 4)).toEqual([3, 9, 12, 13]);
+    // 1.2 → 1 and 0.8 → 1
+    expect(selectHardest(samples, ppl, 0.3, 2)).toEqual([3, 13]);
+  });
+
+  it('a NaN perplexity counts as hardest; a length mismatch is an error', () => {
+    const p2 = ppl.slice();
+    p2[0] = NaN;
+    expect(selectHardest(samples, p2, 0.1)).toEqual([0, 13]);
+    expect(() => selectHardest(samples, [1], 0.3)).toThrow(/1 perplexities for 14 samples/);
+  });
+});
+
+describe('pipeline config', () => {
+  it('merges deeply and checks values', () => {
+    const c = mergeConfig(DEFAULT_PIPELINE, { search: { simulations: 7 }, preference: { loss: 'dpo' } });
+    expect(c.search.simulations).toBe(7);
+    expect(c.search.numActions).toBe(3);
+    expect(c.preference.loss).toBe('dpo');
+    expect(c.preference.beta).toBe(2.5);
+    expect(DEFAULT_PIPELINE.search.simulations).toBe(5);
+    expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { selectRatio: 0 }))).toThrow(/selectRatio/);
+    expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { search: { maxDepth: 0 } }))).toThrow(/search.maxDepth/);
+    expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { search: { stepPattern: '(' } }))).toThrow(/stepPattern/);
+  });
+});
