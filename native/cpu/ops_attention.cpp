@@ -52,12 +52,21 @@ void check_cu(const AttentionParams& p, const char* op) {
 inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * D, x + ((r0 + i) * H + h) * D, D * sizeof(float));
 }
-// dst [D, n] = transpose of rows [r0, r0+n) of head h of x [T, H, D]
-inline void gather_rows_t(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
-  for (int64_t j = 0; j < n; ++j) {
-    const float* src = x + ((r0 + j) * H + h) * D;
-    for (int64_t d = 0; d < D; ++d) dst[d * n + j] = src[d];
-  }
+// xt [H, D, T] = x [T, H, D] transposed per head (so that a key tile is a column block)
+std::vector<float> transpose_heads(const float* x, int64_t T, int64_t H, int64_t D) {
+  std::vector<float> xt(static_cast<size_t>(T * H * D));
+  const int64_t tb = 64;
+  cpu::pool().parallel_for(H * ((T + tb - 1) / tb), [&](int64_t b, int64_t e) {
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t h = it % H, t0 = (it / H) * tb, t1 = std::min(T, t0 + tb);
+      float* dst = xt.data() + h * D * T;
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* src = x + (t * H + h) * D;
+        for (int64_t d = 0; d < D; ++d) dst[d * T + t] = src[d];
+      }
+    }
+  });
+  return xt;
 }
 
 }  // namespace
@@ -70,8 +79,10 @@ void CpuBackend::attention_forward(const AttentionParams& p) {
   const int64_t D = p.D, Hq = p.Hq, Hkv = p.Hkv, group = p.Hq / p.Hkv;
   auto items = make_items(cu, p.nseq, Hq, BQ);
   const auto& kn = kernels();
+  const std::vector<float> kt = transpose_heads(k, p.T, Hkv, D);
+  const int64_t T = p.T;
   cpu::pool().run([&](int tid, int nt) {
-    std::vector<float> Qs(BQ * D), Kt(D * BK), S(BQ * BK), O(BQ * D), m(BQ), l(BQ);
+    std::vector<float> Qs(BQ * D), S(BQ * BK), O(BQ * D), m(BQ), l(BQ);
     for (size_t it = tid; it < items.size(); it += nt) {
       const Item& w = items[it];
       const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
@@ -83,10 +94,9 @@ void CpuBackend::attention_forward(const AttentionParams& p) {
       const int64_t kend = i0 + nq;  // keys [0, kend) are visible to some row of the tile
       for (int64_t j0 = 0; j0 < kend; j0 += BK) {
         const int64_t nk = std::min(BK, kend - j0);
-        gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
-        kn.tile_scores(S.data(), Qs.data(), D, Kt.data(), nq, nk, D, p.scale);
+        kn.tile_scores(S.data(), BK, Qs.data(), D, kt.data() + kvh * D * T + start + j0, T, nq, nk, D, p.scale);
         for (int64_t i = 0; i < nq; ++i) {
-          float* srow = S.data() + i * nk;
+          float* srow = S.data() + i * BK;
           const int64_t last = i0 + i - j0;  // keys j <= last are visible
           for (int64_t j = std::max<int64_t>(0, last + 1); j < nk; ++j) srow[j] = -INFINITY;
           if (last < 0) {
@@ -102,7 +112,7 @@ void CpuBackend::attention_forward(const AttentionParams& p) {
           if (alpha != 1.0f) kn.scal(O.data() + i * D, alpha, D);
         }
         // O += P V   (P: [nq, nk], V rows of kv head kvh)
-        kn.mm_nn_acc(O.data(), D, S.data(), nk, v + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, 1.0f);
+        kn.mm_nn_acc(O.data(), D, S.data(), BK, v + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, 1.0f);
       }
       for (int64_t i = 0; i < nq; ++i) {
         float* orow = out + ((start + i0 + i) * Hq + h) * D;
@@ -132,13 +142,15 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
 
   // P[i, j] = exp(scale*q_i·k_j - lse_i) with the causal mask; rows i of the query tile
   // starting at i0, keys from j0; dP = dO V^T; dS = P * (dP - Delta)
-  auto tile_ds = [&](float* S, float* dP, const float* Qs, const float* dOs, const float* Kt, const float* Vt,
+  const std::vector<float> kt = transpose_heads(k, T, Hkv, D), vt = transpose_heads(v, T, Hkv, D);
+  // S and dP have row stride BK
+  auto tile_ds = [&](float* S, float* dP, const float* Qs, const float* dOs, int64_t kvh, int64_t start,
                      const float* lse_rows, const float* delta_rows, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
-    kn.tile_scores(S, Qs, D, Kt, nq, nk, D, scale);
-    kn.tile_scores(dP, dOs, D, Vt, nq, nk, D, 1.0f);
+    kn.tile_scores(S, BK, Qs, D, kt.data() + kvh * D * T + start + j0, T, nq, nk, D, scale);
+    kn.tile_scores(dP, BK, dOs, D, vt.data() + kvh * D * T + start + j0, T, nq, nk, D, 1.0f);
     for (int64_t i = 0; i < nq; ++i) {
-      float* srow = S + i * nk;
-      float* dprow = dP + i * nk;
+      float* srow = S + i * BK;
+      float* dprow = dP + i * BK;
       const int64_t last = i0 + i - j0;
       int64_t jv = std::min(nk, std::max<int64_t>(0, last + 1));  // visible keys: [0, jv)
       kn.exp_sub_sum(srow, srow, lse_rows[i], jv);
@@ -154,14 +166,12 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
     // reverse the order: early key tiles see the most queries
     std::reverse(items.begin(), items.end());
     cpu::pool().run([&](int tid, int nt) {
-      std::vector<float> Qs(BQ * D), dOs(BQ * D), Kt(D * BK), Vt(D * BK), S(BQ * BK), dP(BQ * BK), dK(BK * D),
-          dV(BK * D), lse_r(BQ), del_r(BQ);
+      std::vector<float> Qs(BQ * D), dOs(BQ * D), S(BQ * BK), dP(BQ * BK), dK(BK * D), dV(BK * D), lse_r(BQ),
+          del_r(BQ);
       for (size_t it = tid; it < items.size(); it += nt) {
         const Item& w = items[it];
         const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
         const int64_t j0 = w.t0, nk = std::min(BK, L - j0), kvh = w.h;
-        gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
-        gather_rows_t(Vt.data(), v, start + j0, nk, Hkv, kvh, D);
         std::fill(dK.begin(), dK.begin() + nk * D, 0.0f);
         std::fill(dV.begin(), dV.begin() + nk * D, 0.0f);
         for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
@@ -173,10 +183,9 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
               lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
               del_r[i] = delta[(start + i0 + i) * Hq + h];
             }
-            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), Kt.data(), Vt.data(), lse_r.data(), del_r.data(), i0,
-                    nq, j0, nk);
-            kn.mm_tn_acc(dV.data(), D, S.data(), nk, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
-            kn.mm_tn_acc(dK.data(), D, dP.data(), nk, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
+            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, start, lse_r.data(), del_r.data(), i0, nq, j0, nk);
+            kn.mm_tn_acc(dV.data(), D, S.data(), BK, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
+            kn.mm_tn_acc(dK.data(), D, dP.data(), BK, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
           }
         }
         for (int64_t j = 0; j < nk; ++j) {
@@ -190,8 +199,7 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
   {
     auto items = make_items(cu, p.nseq, Hq, BQ);
     cpu::pool().run([&](int tid, int nt) {
-      std::vector<float> Qs(BQ * D), dOs(BQ * D), Kt(D * BK), Vt(D * BK), S(BQ * BK), dP(BQ * BK), dQ(BQ * D),
-          lse_r(BQ), del_r(BQ);
+      std::vector<float> Qs(BQ * D), dOs(BQ * D), S(BQ * BK), dP(BQ * BK), dQ(BQ * D), lse_r(BQ), del_r(BQ);
       for (size_t it = tid; it < items.size(); it += nt) {
         const Item& w = items[it];
         const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
@@ -206,12 +214,9 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
         const int64_t kend = i0 + nq;
         for (int64_t j0 = 0; j0 < kend; j0 += BK) {
           const int64_t nk = std::min(BK, kend - j0);
-          gather_rows_t(Kt.data(), k, start + j0, nk, Hkv, kvh, D);
-          gather_rows_t(Vt.data(), v, start + j0, nk, Hkv, kvh, D);
-          tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), Kt.data(), Vt.data(), lse_r.data(), del_r.data(), i0, nq,
-                  j0, nk);
+          tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, start, lse_r.data(), del_r.data(), i0, nq, j0, nk);
           // dQ += scale dS K
-          kn.mm_nn_acc(dQ.data(), D, dP.data(), nk, k + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, scale);
+          kn.mm_nn_acc(dQ.data(), D, dP.data(), BK, k + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, scale);
         }
         for (int64_t i = 0; i < nq; ++i)
           std::memcpy(dq + ((start + i0 + i) * Hq + h) * D, dQ.data() + i * D, D * sizeof(float));

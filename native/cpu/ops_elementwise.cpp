@@ -231,16 +231,11 @@ bool CpuBackend::has_nonfinite(const float* x, int64_t n) {
   const int64_t blk = 65536;
   int64_t nb = (n + blk - 1) / blk;
   std::vector<char> bad(static_cast<size_t>(nb), 0);
+  const auto& k = kernels();
   pool().parallel_for(nb, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       int64_t s = i * blk, t = std::min(n, s + blk);
-      uint32_t acc = 0;
-      for (int64_t j = s; j < t; ++j) {
-        uint32_t u;
-        std::memcpy(&u, x + j, 4);
-        acc |= ((u & 0x7f800000u) == 0x7f800000u);
-      }
-      bad[i] = acc != 0;
+      bad[i] = k.any_nonfinite(x + s, t - s);
     }
   });
   for (char c : bad)

@@ -1,6 +1,8 @@
 // Baseline build of the op inner loops and the run-time choice of the table.
 #define ITOOL_KNAME kernels_base
 #define ITOOL_KNAME_STR "scalar"
+#define ITOOL_KRB 4  // rows per register block
+#define ITOOL_KVW 4  // floats per vector
 #include "ops_kernels.inc"
 #include "../core/cpu_features.h"
 

@@ -12,6 +12,7 @@ namespace cpu {
 struct OpKernels {
   const char* name;
   float (*dot)(const float* a, const float* b, int64_t n);
+  bool (*any_nonfinite)(const float* x, int64_t n);
   float (*sumsq)(const float* x, int64_t n);
   float (*max)(const float* x, int64_t n);
   // y = exp(x - sub) (y may alias x); returns the sum of y
@@ -28,9 +29,9 @@ struct OpKernels {
   void (*swiglu_bwd)(float* dg, float* du, const float* g, const float* u, const float* dout, int64_t n);
   void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2, float eps,
                 float wd, float bc1, float bc2, float gscale);
-  // S[i*bk + j] = s * sum_d A[i*lda + d] * Bt[d*bk + j]  for i < rows, j < bk (bk: tile width)
-  void (*tile_scores)(float* S, const float* A, int64_t lda, const float* Bt, int64_t rows, int64_t bk, int64_t D,
-                      float s);
+  // S[i*lds + j] = s * sum_d A[i*lda + d] * Bt[d*ldb + j]  for i < rows, j < cols
+  void (*tile_scores)(float* S, int64_t lds, const float* A, int64_t lda, const float* Bt, int64_t ldb, int64_t rows,
+                      int64_t cols, int64_t D, float s);
   // C[m*ldc + n] += alpha * sum_k A[m*lda + k] * B[k*ldb + n]   (m < M, k < K, n < N)
   void (*mm_nn_acc)(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
                     int64_t K, int64_t N, float alpha);
