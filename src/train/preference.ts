@@ -19,6 +19,7 @@ import { runLoop, type StepInfo, type TrainHooks, type TrainResult } from './loo
 import { preferenceOptions, type PreferenceOptions } from './options.js';
 import { chunk, packGroups, packSequences, type TrainSequence } from './pack.js';
 import type { PreferencePair } from './pairs.js';
+import { Progress } from './report.js';
 import { permutation } from './rng.js';
 
 /** The two sequences of a pair; `span` = [start, end) of the positions whose targets are the step. */
@@ -60,19 +61,35 @@ function packPairs(seqs: readonly PairSequences[]) {
 }
 
 /** Gradient-free sums of the step log-probabilities, [chosen, rejected] per pair. */
-export async function pairLogprobSums(model: Model, pairs: readonly PreferencePair[], batchTokens = 4096): Promise<{ chosen: Float64Array; rejected: Float64Array }> {
+export async function pairLogprobSums(
+  model: Model,
+  pairs: readonly PreferencePair[],
+  batchTokens = 4096,
+  progress?: boolean,
+): Promise<{ chosen: Float64Array; rejected: Float64Array }> {
   const seqs = pairs.map(pairSequences);
   const chosen = new Float64Array(pairs.length);
   const rejected = new Float64Array(pairs.length);
   const cost = seqs.map((s) => s.chosen.tokens.length + s.rejected.tokens.length);
-  for (const g of packGroups(cost, seqs.map((_, i) => i), batchTokens)) {
-    const batch = packPairs(g.map((i) => seqs[i]!));
-    const lp = await model.logprobs(batch);
-    g.forEach((pi, j) => {
-      const cs = batch.cuSeqlens;
-      chosen[pi] = sumTargets(lp, batch.targets, cs[2 * j]!, cs[2 * j + 1]!);
-      rejected[pi] = sumTargets(lp, batch.targets, cs[2 * j + 1]!, cs[2 * j + 2]!);
-    });
+  const bar = new Progress('reference log-probs', pairs.length, 0, { progress });
+  const t0 = performance.now();
+  let done = 0;
+  let tokens = 0;
+  try {
+    for (const g of packGroups(cost, seqs.map((_, i) => i), batchTokens)) {
+      const batch = packPairs(g.map((i) => seqs[i]!));
+      const lp = await model.logprobs(batch);
+      g.forEach((pi, j) => {
+        const cs = batch.cuSeqlens;
+        chosen[pi] = sumTargets(lp, batch.targets, cs[2 * j]!, cs[2 * j + 1]!);
+        rejected[pi] = sumTargets(lp, batch.targets, cs[2 * j + 1]!, cs[2 * j + 2]!);
+      });
+      done += g.length;
+      tokens += batch.tokens.length;
+      bar.update(done, NaN, tokens / ((performance.now() - t0) / 1000));
+    }
+  } finally {
+    bar.stop();
   }
   return { chosen, rejected };
 }
@@ -231,7 +248,7 @@ export async function trainPreference(
         ref = { chosen: Float64Array.from(j.chosen), rejected: Float64Array.from(j.rejected) };
         return;
       }
-      ref = await pairLogprobSums(model, pairs, o.batchTokens);
+      ref = await pairLogprobSums(model, pairs, o.batchTokens, o.progress);
       if (refFile) {
         mkdirSync(o.outDir!, { recursive: true });
         writeFileAtomic(refFile, JSON.stringify({ fingerprint: plan.fingerprint, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) }));
