@@ -279,6 +279,24 @@ describe('KV cache forks', () => {
     a.dispose();
   });
 
+  it('sampled tokens carry their model log-probability; truncating generated tokens restores the prefix state', async () => {
+    const a = await m.cache(prompt);
+    const before = await m.nextLogprobs([a]);
+    const s = await m.sampleNext([a], { temperature: 1, seed: 9 });
+    expect(Math.abs(s.logprobs[0]! - before[s.tokens[0]!]!)).toBeLessThan(1e-5);
+    expect(Math.abs(s.sampledLogprobs[0]! - before[s.tokens[0]!]!)).toBeLessThan(1e-4); // temperature 1, no top-k/p
+    const g = (await m.generate([a], { maxTokens: 10, seed: 2, temperature: 0.8 }))[0]!;
+    const kept = [...prompt, s.tokens[0]!, ...g.tokens.slice(0, 3)];
+    const sib = a.fork();
+    a.truncate(kept.length);
+    expect(a.tokens).toEqual(kept);
+    const fresh = await m.cache(kept);
+    expect(maxRel(await m.nextLogprobs([a]), await m.nextLogprobs([fresh]))).toBeLessThan(1e-6);
+    // the sibling still sees the whole generation
+    expect(sib.length).toBe(prompt.length + 11);
+    for (const x of [a, sib, fresh]) x.dispose();
+  });
+
   it('rejects bad cache use with clear errors', async () => {
     const a = await m.cache([1, 2]);
     await expect(m.sampleNext([a, a])).rejects.toThrow(/same cache/);
