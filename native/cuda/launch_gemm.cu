@@ -42,10 +42,16 @@ static cudaDataType_t lt_type(DType t) {
     default: return CUDA_R_32F;
   }
 }
+// cuBLASLt that cannot start (a library of another CUDA major, say) leaves the built-in
+// GEMM in charge instead of failing every product.
+static bool g_blas_broken = false;
 void blas_init(Ctx& c) {
-  if (c.blas) return;
+  if (c.blas || g_blas_broken) return;
   cublasLtHandle_t h = nullptr;
-  lt_check(cublasLtCreate(&h), "cublasLtCreate");
+  if (cublasLtCreate(&h) != CUBLAS_STATUS_SUCCESS) {
+    g_blas_broken = true;
+    return;
+  }
   c.blas = h;
   c.blas_ws_bytes = 32u << 20;
   c.blas_ws = c.pool->alloc(c.blas_ws_bytes);
@@ -65,6 +71,7 @@ static bool gemm_lt(Ctx& c, const GemmParams& p) {
   if (!half_in && !f32_in) return false;
   if (half_in && !(p.c_type == DType::F32 || p.c_type == p.a_type)) return false;
   if (!c.blas) blas_init(c);
+  if (!c.blas) return false;
   cublasLtHandle_t h = static_cast<cublasLtHandle_t>(c.blas);
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
@@ -109,10 +116,9 @@ static bool gemm_lt(Ctx& c, const GemmParams& p) {
       found == 0)
     return false;  // no algorithm for this shape: the built-in kernel takes it
   const float alpha = p.alpha, beta = p.beta;
-  lt_check(cublasLtMatmul(h, op, &alpha, p.B, la, p.A, lb, &beta, p.C, lc, p.C, lc, &res.algo, c.blas_ws,
-                          c.blas_ws_bytes, c.stream),
-           "Matmul");
-  return true;
+  // a failed launch leaves C untouched: the built-in kernel then computes it
+  return cublasLtMatmul(h, op, &alpha, p.B, la, p.A, lb, &beta, p.C, lc, p.C, lc, &res.algo, c.blas_ws,
+                        c.blas_ws_bytes, c.stream) == CUBLAS_STATUS_SUCCESS;
 }
 #else
 void blas_init(Ctx&) {}

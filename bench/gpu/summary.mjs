@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Writes the markdown summary of a bench/gpu/run.sh output folder: device, tests, and
+// the itool vs PyTorch tables of every bench JSON found there.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+const read = (f) => {
+  const p = join(dir, f);
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8'));
+  } catch {
+    return undefined;
+  }
+};
+const f = (x, d = 2) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(d) : '-');
+const out = ['# itool on the GPU', ''];
+const info = read('info.json');
+if (info) {
+  const d = info.cuda?.devices?.[0];
+  out.push(`Device: ${d ? `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)` : 'none'}; CUDA runtime ${info.cuda?.runtime ?? '?'}, driver ${info.cuda?.driver ?? '?'}; GEMM: ${info.cuda?.cublas ? 'cuBLASLt' : 'built-in wmma kernel'}`, '');
+}
+const tests = read('tests.json');
+if (tests) {
+  out.push(`GPU tests: ${tests.numPassedTests} passed, ${tests.numFailedTests} failed, ${tests.numPendingTests} skipped`, '');
+  for (const file of tests.testResults ?? [])
+    for (const t of file.assertionResults ?? [])
+      if (t.status === 'failed') out.push(`- FAILED ${t.fullName}: ${(t.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300)}`);
+  out.push('');
+}
+const att = read('attention.json');
+if (att) {
+  out.push('## Attention forward+backward (causal, bf16)', '');
+  if (att.torch?.missing) out.push(`torch: not compared (${att.torch.missing})`, '');
+  out.push('| D | heads | seq | batch | itool ms | itool TFLOP/s | torch SDPA ms | torch TFLOP/s | speed-up |', '|---|---|---|---|---|---|---|---|---|');
+  for (const r of att.rows) out.push(`| ${r.D} | ${r.heads} | ${r.seq} | ${r.batch} | ${f(r.totalMs)} | ${f(r.tflops, 1)} | ${f(r.torchMs)} | ${f(r.torchTflops, 1)} | ${f(r.ratio)}x |`);
+  out.push('');
+}
+const loss = read('loss.json');
+if (loss) {
+  out.push(`## Fused LM head + log-prob + SimPO, loss and gradient (${loss.tokens} tokens, vocab ${loss.vocab}, hidden ${loss.hidden})`, '');
+  out.push('| | ms | peak MiB | loss |', '|---|---|---|---|');
+  out.push(`| itool | ${f(loss.itool.ms)} | ${(loss.itool.peakBytes / 2 ** 20).toFixed(0)} | ${f(loss.itool.loss, 4)} |`);
+  if (loss.torch && !loss.torch.missing) out.push(`| torch eager | ${f(loss.torch.ms)} | ${(loss.torch.peakBytes / 2 ** 20).toFixed(0)} | ${f(loss.torch.loss, 4)} |`);
+  else if (loss.torch) out.push(`torch: not compared (${loss.torch.missing})`);
+  if (loss.speedup !== undefined) out.push('', `speed-up ${f(loss.speedup)}x; itool peak memory = ${f(loss.memoryRatio, 3)} of torch's`);
+  out.push('');
+}
+for (const b of ['train', 'generate']) {
+  const j = read(`${b}.json`);
+  if (j) out.push(`## ${b}`, '', '```json', JSON.stringify(j, null, 2).slice(0, 4000), '```', '');
+}
+process.stdout.write(out.join('\n') + '\n');
