@@ -358,6 +358,8 @@ export function checkOneCall(tool: ToolSchema | undefined, call: ToolCall, expec
       // JavaScript has one number type: a whole number written for a float is that float
       if (expectedType === 'float' && pyType(value) === 'int') value = new PyFloat(value as number);
     }
+    // BFCL turns a tuple into a list where "tuple" is declared (elsewhere a tuple is no list)
+    if (desc === 'tuple' && pyType(value) === 'tuple') value = [...(value as unknown[])];
     // Python's automatic int → float conversion where "float" is declared
     if (desc === 'float' && pyType(value) === 'int' && lang === 'python') value = new PyFloat(value as number);
 

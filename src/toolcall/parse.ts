@@ -12,7 +12,7 @@
 // `complete: false`. Nothing here throws on any input string.
 
 import type { ToolCall } from '../data/sample.js';
-import { PyFloat, setKey } from './values.js';
+import { PyFloat, markTuple, setKey } from './values.js';
 
 export type CallFormat = 'python' | 'json' | 'hermes' | 'none';
 
@@ -368,6 +368,8 @@ class Reader {
         this.pos++;
         // Python: (x) is x, not a tuple; (x,) is a tuple
         if (open === '(' && out.length === 1 && !trailingComma) return out[0];
+        // the checker needs tuples told apart from lists (BFCL: a tuple only passes where "tuple" is declared)
+        if (open === '(' && this.floatMarks) markTuple(out);
         return out;
       }
       out.push(this.value());

@@ -15,7 +15,19 @@ export class PyFloat {
   }
 }
 
-export type PyType = 'str' | 'int' | 'float' | 'bool' | 'NoneType' | 'list' | 'dict' | 'other';
+export type PyType = 'str' | 'int' | 'float' | 'bool' | 'NoneType' | 'list' | 'tuple' | 'dict' | 'other';
+
+/** Marks an array that was written as a Python tuple (only with `floatMarks`; not enumerable). */
+export const TUPLE: unique symbol = Symbol('tuple');
+
+export function markTuple<T extends unknown[]>(a: T): T {
+  Object.defineProperty(a, TUPLE, { value: true, enumerable: false });
+  return a;
+}
+
+export function isTuple(v: unknown): boolean {
+  return Array.isArray(v) && (v as unknown as Record<symbol, unknown>)[TUPLE] === true;
+}
 
 /** The Python type name a parsed value would have. Whole JS numbers are ints unless wrapped in PyFloat. */
 export function pyType(v: unknown): PyType {
@@ -24,7 +36,7 @@ export function pyType(v: unknown): PyType {
   if (v === null || v === undefined) return 'NoneType';
   if (v instanceof PyFloat) return 'float';
   if (typeof v === 'number') return Number.isInteger(v) && Number.isFinite(v) ? 'int' : 'float';
-  if (Array.isArray(v)) return 'list';
+  if (Array.isArray(v)) return isTuple(v) ? 'tuple' : 'list';
   if (typeof v === 'object') return 'dict';
   return 'other';
 }
@@ -46,6 +58,7 @@ export function pyEquals(a: unknown, b: unknown): boolean {
   if (a === null || a === undefined || b === null || b === undefined) return (a ?? null) === (b ?? null);
   if (Array.isArray(a) || Array.isArray(b)) {
     if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    if (isTuple(a) !== isTuple(b)) return false; // Python: (1, 2) != [1, 2]
     for (let i = 0; i < a.length; i++) if (!pyEquals(a[i], b[i])) return false;
     return true;
   }

@@ -81,6 +81,8 @@ describe('one call', () => {
     expect(ok(sc, '[weather.get(city="SF", scale=2.0)]').valid).toBe(true);
     expect(ok(simple, '[weather.get(city="SF", coords=(1.0, 2.5))]').valid).toBe(true);
     expect(ok(simple, '[weather.get(city="SF", coords=[1.0, 2.5])]').valid).toBe(true);
+    // a tuple where "array" is declared is not a list (Python types differ)
+    expect(ok(simple, '[weather.get(city="SF", tags=("Sunny Day", "rain"))]').errorType).toBe('type_error:simple');
     // nested type: a tuple of floats given ints fails BFCL's one-level nested check
     const co = bfcl('simple_python', [weatherFn], [{ 'weather.get': { city: ['SF'], coords: [[new PyFloat(1), 2.5]] } }]);
     expect(ok(co, '[weather.get(city="SF", coords=[1, 2.5])]').errorType).toBe('type_error:nested');
