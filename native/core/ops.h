@@ -103,7 +103,8 @@ struct BiasParams {
 // Sequence s holds tokens [cu_seqlens[s], cu_seqlens[s+1]); no attention across sequences.
 // lse [T, Hq] (f32, write) is the log-sum-exp of the scaled scores, saved for backward.
 // Computed in tiles with an online softmax: no [T, T] matrix is held.
-// backward: dq, dk, dv (write) from dout.
+// backward: dq, dk, dv (write) from dout; reads out and lse of the forward (out for
+// Delta = rowsum(dout * out)).
 struct AttentionParams {
   int64_t T = 0, Hq = 0, Hkv = 0, D = 0, nseq = 0;
   const int32_t* cu_seqlens = nullptr;  // [nseq + 1]
