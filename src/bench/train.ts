@@ -1,4 +1,5 @@
 // itool bench train [--json] [--quick] [--steps N] [--skip-large] [--only NAME]
+// itool bench train --compare torch [--json] [--quick] [--steps N] [--shape small|base]: see train_compare.ts
 //
 // The trainers' own step paths on the CPU, for the ~10M and ~100M Llama-shaped
 // configurations of `itool bench model`:
@@ -137,6 +138,8 @@ export async function benchConfig(c: Cfg, steps: number): Promise<TrainBenchRow>
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // --compare torch: itool against the PyTorch peer on the issue's small/base shapes (train_compare.ts)
+  if (argv.includes('--compare') || argv.includes('--itool-child')) return (await import('./train_compare.js')).main(argv);
   const o = parseArgs(argv);
   const all: Cfg[] = o.quick ? [quickConfig()] : o.skipLarge ? [CONFIGS[0]!] : [...CONFIGS];
   if (o.only) {
