@@ -194,7 +194,7 @@ const ROLE: Record<string, Message['role']> = {
 
 /** One ShareGPT/ToolACE row as a Sample. */
 export function fromShareGPT(row: unknown, id: string): Sample {
-  const r = row as { id?: unknown; system?: unknown; tools?: unknown; conversations?: unknown; category?: unknown; ground_truth?: unknown };
+  const r = row as { id?: unknown; system?: unknown; tools?: unknown; conversations?: unknown; category?: unknown; ground_truth?: unknown; bfcl_category?: unknown };
   if (!Array.isArray(r.conversations)) throw new Error("ShareGPT row needs a 'conversations' list");
   const sid = typeof r.id === 'string' || typeof r.id === 'number' ? String(r.id) : id;
   let tools: ToolSchema[] = r.tools !== undefined ? asTools(r.tools, sid) : [];
@@ -215,7 +215,9 @@ export function fromShareGPT(row: unknown, id: string): Sample {
   }
   const cat = typeof r.category === 'string' ? r.category : undefined;
   const gt = Array.isArray(r.ground_truth) ? (r.ground_truth as GroundTruthCall[]) : undefined;
-  return finish(sid, tools, messages, gt, cat);
+  const out = finish(sid, tools, messages, gt, cat);
+  if (typeof r.bfcl_category === 'string') out.bfclCategory = r.bfcl_category;
+  return out;
 }
 
 /** ToolACE's system prompt (tool list as JSON between the fixed instructions). */
@@ -243,6 +245,7 @@ export function toShareGPT(s: Sample): Record<string, unknown> {
     } else conversations.push({ from: m.role, value: m.content });
   }
   const row: Record<string, unknown> = { id: s.id, category: s.category, system: shareGPTSystemPrompt(s.tools), conversations };
+  if (s.bfclCategory) row.bfcl_category = s.bfclCategory;
   if (s.groundTruth) row.ground_truth = s.groundTruth;
   return row;
 }
@@ -288,7 +291,7 @@ export function toXlam(s: Sample): Record<string, unknown> {
 
 /** One OpenAI chat row ({messages, tools}) as a Sample. */
 export function fromOpenAI(row: unknown, id: string): Sample {
-  const r = row as { id?: unknown; messages?: unknown; tools?: unknown; category?: unknown; ground_truth?: unknown };
+  const r = row as { id?: unknown; messages?: unknown; tools?: unknown; category?: unknown; ground_truth?: unknown; bfcl_category?: unknown };
   const sid = r.id !== undefined ? String(r.id) : id;
   if (!Array.isArray(r.messages)) throw new Error(`${sid}: needs a 'messages' list`);
   const tools = asTools(r.tools ?? [], sid);
@@ -334,7 +337,9 @@ export function fromOpenAI(row: unknown, id: string): Sample {
     }
   });
   const gt = Array.isArray(r.ground_truth) ? (r.ground_truth as GroundTruthCall[]) : undefined;
-  return finish(sid, tools, messages, gt, typeof r.category === 'string' ? r.category : undefined);
+  const out = finish(sid, tools, messages, gt, typeof r.category === 'string' ? r.category : undefined);
+  if (typeof r.bfcl_category === 'string') out.bfclCategory = r.bfcl_category;
+  return out;
 }
 
 /** A Sample as an OpenAI chat row. */
@@ -355,7 +360,10 @@ export function toOpenAI(s: Sample): Record<string, unknown> {
     }
     return { role: m.role, content: m.content };
   });
-  return { id: s.id, category: s.category, messages, tools: s.tools.map((t) => ({ type: 'function', function: t })) };
+  const row: Record<string, unknown> = { id: s.id, category: s.category, messages, tools: s.tools.map((t) => ({ type: 'function', function: t })) };
+  if (s.bfclCategory) row.bfcl_category = s.bfclCategory;
+  if (s.groundTruth) row.ground_truth = s.groundTruth;
+  return row;
 }
 
 // ---------------------------------------------------------------- own Sample rows
