@@ -647,7 +647,7 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
                     const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits) {
   const ModelConfig& c = cfg_;
   int64_t T = int64_t(tokens.size()), H = c.hidden;
-  saved_ = Saved{};
+  if (train) saved_ = Saved{};  // a gradient-free forward leaves a pending training forward alone
   if (T == 0) return;
   DevBuf d_tok = to_dev_i32(tokens), d_tgt = to_dev_i32(targets), d_cu = to_dev_i32(cu), d_pos = to_dev_i32(pos);
   AttnCtx ctx;

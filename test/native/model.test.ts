@@ -140,6 +140,7 @@ for (const [arch, over] of ARCHS) {
       for (let i = 0; i < dl.length; i++) dl[i] = rr() * 2 - 1;
       m.zeroGrad();
       await m.forward(batch, { train: true });
+      await m.logprobs(batch); // a gradient-free forward in between leaves the training forward alone
       await m.backward(dl);
       const worst = checkGrads(m, cfg, batch, dl, m.paramNames(), 9);
       console.log(`${arch}: worst gradient relative error ${worst.toExponential(2)} vs finite differences`);
