@@ -107,16 +107,17 @@ class CachingPool final : public cuda::Pool {
   size_t in_use_ = 0, cached_ = 0;
 };
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+// u in [0, 1) from (seed, counter): the same hash as the CPU engine
+// (native/cpu/ops_sample.cpp, cpu::uniform01), so both devices draw the same numbers.
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
-// u in [0, 1) from (seed, counter): 24 random bits.
-float uniform01(uint64_t seed, uint64_t counter) {
-  const uint64_t h = splitmix64(seed ^ splitmix64(counter));
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+double uniform01(uint64_t seed, uint64_t counter) {
+  const uint64_t a = mix64(seed + 0x9e3779b97f4a7c15ULL * (counter + 1));
+  const uint64_t b = mix64(a ^ counter);
+  return static_cast<double>(b >> 11) * (1.0 / 9007199254740992.0);
 }
 
 bool is_float(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
@@ -356,7 +357,7 @@ class CudaBackend final : public Backend {
     if (!(p.top_p > 0.f && p.top_p <= 1.f)) throw_range("sample: top_p must be in (0, 1]");
     if (p.B > 0 && (!p.logits || !p.counters)) throw_error("sample: null logits or counters");
     bind();
-    std::vector<float> u(static_cast<size_t>(p.B));
+    std::vector<double> u(static_cast<size_t>(p.B));
     for (int64_t b = 0; b < p.B; ++b) u[b] = uniform01(p.seed, p.counters[b]);
     cuda::sample(ctx_, p, u.data());
     check_device_errors("sample");

@@ -91,7 +91,7 @@ void scale(Ctx& c, float* x, int64_t n, float s);
 void axpy(Ctx& c, float* y, const float* x, int64_t n, float a);
 bool has_nonfinite(Ctx& c, const float* x, int64_t n);
 // Sampling: u [B] uniforms in [0, 1) are drawn on the host; tokens/logps are host memory.
-void sample(Ctx& c, const SampleParams& p, const float* u_host);
+void sample(Ctx& c, const SampleParams& p, const double* u_host);
 
 }  // namespace cuda
 }  // namespace itool

@@ -68,14 +68,14 @@ void preference_loss(Ctx& c, const PreferenceParams& p) {
   check_launch("preference_loss");
 }
 
-void sample(Ctx& c, const SampleParams& p, const float* u_host) {
+void sample(Ctx& c, const SampleParams& p, const double* u_host) {
   if (p.B == 0) return;
-  Scratch u(c, p.B * sizeof(float));
+  Scratch u(c, p.B * sizeof(double));
   Scratch out(c, p.B * sizeof(SampleOut));
-  check(cudaMemcpyAsync(u.get(), u_host, p.B * sizeof(float), cudaMemcpyHostToDevice, c.stream), "sample: copy u");
+  check(cudaMemcpyAsync(u.get(), u_host, p.B * sizeof(double), cudaMemcpyHostToDevice, c.stream), "sample: copy u");
   if (p.B > 2147483647) throw_range("cuda: sample: B too large");
   sample_kernel<1024><<<(unsigned)p.B, 1024, 0, c.stream>>>(p.logits, p.V, p.temperature, p.top_k, p.top_p,
-                                                             u.as<float>(), out.as<SampleOut>());
+                                                             u.as<double>(), out.as<SampleOut>());
   check_launch("sample");
   std::vector<SampleOut> h(p.B);
   check(cudaMemcpyAsync(h.data(), out.get(), p.B * sizeof(SampleOut), cudaMemcpyDeviceToHost, c.stream),

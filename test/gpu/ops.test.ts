@@ -157,6 +157,20 @@ describe(`sampling on CUDA${why}`, () => {
     }
   });
 
+  it.skipIf(skip)('the same seed and counters draw the CPU engine\'s tokens (same hash, same candidate order) in >= 95% of rows per mode', async () => {
+    const B = 200, V = 3000;
+    const lg = Float32Array.from(randn(rng(17), B * V, 2));
+    const counters = Array.from({ length: B }, (_, i) => 1000 + i);
+    for (const [temperature, topK, topP] of [[1, 0, 1], [0.8, 40, 1], [1, 0, 0.9], [1.2, 100, 0.7]] as Array<[number, number, number]>) {
+      const o = { temperature, topK, topP, seed: 77, counters };
+      const g = await native.ops.sample({ logits: on('cuda:0', lg, [B, V], 'f32'), ...o });
+      const c = await native.ops.sample({ logits: on('cpu', lg, [B, V], 'f32'), ...o });
+      let same = 0;
+      for (let b = 0; b < B; b++) if (g.tokens[b] === c.tokens[b]) same++;
+      expect(same, `T ${temperature} k ${topK} p ${topP}: ${same}/${B} rows agree`).toBeGreaterThanOrEqual(0.95 * B);
+    }
+  });
+
   it.skipIf(skip)('the same seed and counter give the same token', async () => {
     const V = 5000;
     const lg = Float32Array.from(randn(rng(1), 2 * V));

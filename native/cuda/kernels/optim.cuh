@@ -123,7 +123,7 @@ struct SampleOut { int32_t token; float logp_sampled; float logp_model; };
 
 template <int THREADS>
 __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, int64_t V, float temperature,
-                                                         int64_t top_k, float top_p, const float* u, SampleOut* out) {
+                                                         int64_t top_k, float top_p, const double* u, SampleOut* out) {
   __shared__ float redf[32];
   __shared__ double redd[32];
   __shared__ double seg[THREADS];
@@ -212,16 +212,55 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, in
     }
   }
   const double z = mass_above(thr);
-  // inverse CDF in index order: contiguous segment per thread, block prefix over segments
+  const double goal = u[b] * z;
+  const float lz = smax + (float)log(z);
+  if (thr != -INFINITY) {
+    // top-k / top-p: candidates in descending order of logit (the CPU engine's order); the
+    // token is the candidate of largest value v with mass(x >= v) > goal, found by bisection
+    // on the value (mass is a step function of v that changes only at logit values).
+    float lo = thr, hi = gmax;
+    float tv;
+    if (mass_above(hi) > goal) {
+      tv = hi;
+    } else {
+      for (int it = 0; it < 64; ++it) {
+        const float mid = lo + 0.5f * (hi - lo);
+        if (mid <= lo || mid >= hi) break;
+        if (mass_above(mid) > goal) lo = mid; else hi = mid;
+      }
+      // the step lies in [lo, hi): take the logit there (lo itself once the bisection
+      // reached adjacent floats; the largest one in the interval otherwise)
+      float cand = -INFINITY;
+      for (int64_t j = threadIdx.x; j < V; j += THREADS)
+        if (x[j] >= lo && x[j] < hi) cand = fmaxf(cand, x[j]);
+      cand = block_max(cand, redf);
+      tv = cand == -INFINITY ? lo : cand;
+    }
+    // lowest index holding that value (ties go to the lower index, as on the CPU)
+    int64_t best = V;
+    for (int64_t j = threadIdx.x; j < V; j += THREADS)
+      if (x[j] == tv && j < best) best = j;
+    for (int o = 16; o > 0; o >>= 1) best = min(best, (int64_t)__shfl_xor_sync(0xffffffffu, best, o));
+    __syncthreads();
+    if (lane == 0) wa[wid] = best;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int64_t tok = wa[0];
+      for (int w = 1; w < THREADS / 32; ++w) tok = min(tok, wa[w]);
+      if (tok >= V) tok = gargmax;
+      out[b] = SampleOut{(int32_t)tok, x[tok] * inv_t - lz, x[tok] - lse};
+    }
+    return;
+  }
+  // all tokens: inverse CDF in index order (as on the CPU): contiguous segment per thread,
+  // block prefix over the segments
   const int64_t per = (V + THREADS - 1) / THREADS;
   const int64_t j0 = threadIdx.x * per, j1 = min(V, j0 + per);
   double mine = 0.0;
-  for (int64_t j = j0; j < j1; ++j)
-    if (x[j] >= thr) mine += (double)__expf(x[j] * inv_t - smax);
+  for (int64_t j = j0; j < j1; ++j) mine += (double)__expf(x[j] * inv_t - smax);
   seg[threadIdx.x] = mine;
   __syncthreads();
   if (threadIdx.x == 0) {
-    const double goal = (double)u[b] * z;
     double run = 0.0;
     int64_t tok = -1;
     bool done = false;
@@ -231,14 +270,12 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, in
       const bool last = t + 1 >= THREADS || (t + 1) * per >= V;
       if (!last && run + seg[t] <= goal) { run += seg[t]; continue; }
       for (int64_t j = a0; j < a1; ++j) {
-        if (x[j] < thr) continue;
         run += (double)__expf(x[j] * inv_t - smax);
         tok = j;
         if (run > goal) { done = true; break; }
       }
     }
-    if (tok < 0) tok = gargmax;
-    const float lz = smax + (float)log(z);
+    if (tok < 0) tok = V - 1;
     out[b] = SampleOut{(int32_t)tok, x[tok] * inv_t - lz, x[tok] - lse};
   }
 }
