@@ -29,6 +29,8 @@ export interface CreateModelOptions {
   device?: DeviceRequest;
   /** standard deviation of the normal initialisation of the matrices (HF initializer_range); 0.02 */
   initStd?: number;
+  /** recompute each layer's activations in backward instead of keeping them (less memory) */
+  recompute?: boolean;
 }
 
 export interface LoadModelOptions {
@@ -386,7 +388,9 @@ export function createModel(config: ModelConfig, opts: CreateModelOptions = {}):
   checkConfig(config);
   const device = resolveDevice(opts.device ?? 'cpu');
   const h = loadNative().modelCreate({ config, device, seed: opts.seed ?? 0, initStd: opts.initStd ?? 0.02 }) as NativeAddon;
-  return new NativeModelImpl(h, { ...config, eosTokenId: [...config.eosTokenId] }, device, null);
+  const m = new NativeModelImpl(h, { ...config, eosTokenId: [...config.eosTokenId] }, device, null);
+  if (opts.recompute) m.setRecompute(true);
+  return m;
 }
 
 /** Reads a Hugging Face config.json into a ModelConfig (clear errors for unsupported ones). */
