@@ -111,3 +111,90 @@ describe('src/engine/ops.ts wrappers', () => {
     await expect(ops.preferenceLoss({ kind: 'dpo' as never, chosen: x, rejected: x })).rejects.toThrow(/argument 'refChosen' is required/);
   });
 });
+
+describe('argument validation: one bad field at a time on otherwise valid calls', () => {
+  const f = (n: number[], shape: number[]) => native.tensorFromArray({ data: Float32Array.from(n), dtype: 'f32', shape });
+  const i = (n: number[], shape: number[]) => native.tensorFromArray({ data: Int32Array.from(n), dtype: 'i32', shape });
+  const fz = (shape: number[]) => native.tensorZeros({ dtype: 'f32', shape });
+  const dead = fz([1]);
+  dead.dispose();
+  // valid options for each op, small shapes
+  const valid: Record<string, () => Record<string, unknown>> = {
+    attentionForward: () => ({ q: fz([5, 4, 2]), k: fz([5, 2, 2]), v: fz([5, 2, 2]), cuSeqlens: i([0, 2, 5], [3]) }),
+    attentionDecode: () => ({ q: fz([2, 1, 4, 2]), kCache: fz([3, 2, 2, 2]), vCache: fz([3, 2, 2, 2]), blockTable: i([0, 1, 2, 0], [2, 2]), ctxLens: i([3, 2], [2]) }),
+    kvWrite: () => ({ kNew: fz([2, 1, 2, 2]), vNew: fz([2, 1, 2, 2]), kCache: fz([3, 2, 2, 2]), vCache: fz([3, 2, 2, 2]), blockTable: i([0, 1, 2, 0], [2, 2]), ctxLens: i([3, 2], [2]) }),
+    logprob: () => ({ hidden: fz([3, 4]), weight: fz([5, 4]), targets: i([0, -1, 4], [3]), dlogp: fz([3]) }),
+    embeddingForward: () => ({ ids: i([0, 2], [2]), table: fz([3, 4]) }),
+    sample: () => ({ logits: fz([2, 5]), counters: [1, 2], topK: 2, topP: 0.5, temperature: 1 }),
+    preferenceLoss: () => ({ kind: 'simpo', chosen: f([-1, -2], [2]), rejected: f([-3, -1], [2]), chosenLen: f([1, 2], [2]), rejectedLen: f([2, 1], [2]) }),
+  };
+  const mutations: Record<string, Array<[string, (o: Record<string, unknown>) => void]>> = {
+    attentionForward: [
+      ['cuSeqlens not ending at T', (o) => (o.cuSeqlens = i([0, 2, 4], [3]))],
+      ['cuSeqlens decreasing', (o) => (o.cuSeqlens = i([0, 3, 2, 5], [4]))],
+      ['cuSeqlens not starting at 0', (o) => (o.cuSeqlens = i([1, 5], [2]))],
+      ['GQA not dividing', (o) => ((o.k = fz([5, 3, 2])), (o.v = fz([5, 3, 2])))],
+      ['k of another length', (o) => (o.k = fz([4, 2, 2]))],
+      ['q as i32', (o) => (o.q = i(new Array(40).fill(0), [5, 4, 2]))],
+      ['v disposed', (o) => (o.v = dead)],
+      ['scale NaN', (o) => (o.scale = NaN)],
+    ],
+    attentionDecode: [
+      ['block id out of range', (o) => (o.blockTable = i([0, 3, 2, 0], [2, 2]))],
+      ['negative block id', (o) => (o.blockTable = i([-1, 1, 2, 0], [2, 2]))],
+      ['context longer than the table', (o) => (o.ctxLens = i([5, 2], [2]))],
+      ['context shorter than the new tokens', (o) => (o.ctxLens = i([0, 2], [2]))],
+      ['vCache of another shape', (o) => (o.vCache = fz([3, 2, 2, 3]))],
+      ['heads not a multiple', (o) => (o.q = fz([2, 1, 3, 2]))],
+    ],
+    kvWrite: [
+      ['block id out of range', (o) => (o.blockTable = i([0, 1, 7, 0], [2, 2]))],
+      ['kNew of another head dim', (o) => (o.kNew = fz([2, 1, 2, 3]))],
+      ['ctxLens of another length', (o) => (o.ctxLens = i([3], [1]))],
+    ],
+    logprob: [
+      ['target = V', (o) => (o.targets = i([0, 5, 1], [3]))],
+      ['target < -1', (o) => (o.targets = i([0, -2, 1], [3]))],
+      ['weight of another width', (o) => (o.weight = fz([5, 3]))],
+      ['dlogp of another length', (o) => (o.dlogp = fz([2]))],
+      ['dweight without dlogp', (o) => ((o.dlogp = undefined), (o.dweight = fz([5, 4])))],
+      ['chunk negative', (o) => (o.chunk = -1)],
+    ],
+    embeddingForward: [
+      ['id = V', (o) => (o.ids = i([0, 3], [2]))],
+      ['id negative', (o) => (o.ids = i([-1, 0], [2]))],
+      ['ids as f32', (o) => (o.ids = fz([2]))],
+    ],
+    sample: [
+      ['counters too short', (o) => (o.counters = [1])],
+      ['counters negative', (o) => (o.counters = [1, -1])],
+      ['topP 0', (o) => (o.topP = 0)],
+      ['topP above 1', (o) => (o.topP = 1.5)],
+      ['topK negative', (o) => (o.topK = -1)],
+      ['logits with no columns', (o) => (o.logits = fz([2, 0]))],
+    ],
+    preferenceLoss: [
+      ['zero length', (o) => (o.chosenLen = f([0, 1], [2]))],
+      ['unknown kind', (o) => (o.kind = 'kto')],
+      ['label smoothing above 0.5', (o) => (o.labelSmoothing = 0.7)],
+      ['rejected of another length', (o) => (o.rejected = f([1], [1]))],
+    ],
+  };
+  for (const [op, muts] of Object.entries(mutations)) {
+    it(`${op}: the valid call works and each bad field is a JS error naming ${op}`, async () => {
+      await native.ops[op](valid[op]!());
+      for (const [what, mutate] of muts) {
+        const o = valid[op]!();
+        mutate(o);
+        let err: unknown;
+        try {
+          await native.ops[op](o);
+        } catch (e) {
+          err = e;
+        }
+        expect(err, `${op} with ${what} was accepted`).toBeInstanceOf(Error);
+        expect((err as Error).message, what).toContain(`ops.${op}`);
+      }
+    });
+  }
+});
