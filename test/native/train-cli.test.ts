@@ -56,7 +56,7 @@ describe('itool sft / itool prefer', () => {
   it('sft: config file with flags overriding, metrics per step, a loadable model, and --resume', async () => {
     const out = join(root, 'sft');
     const cfg = join(root, 'sft.json');
-    writeFileSync(cfg, JSON.stringify({ lr: 0.5, warmupRatio: 0, schedule: 'constant', batchTokens: 800, maxLength: 384, saveEvery: 1 }));
+    writeFileSync(cfg, JSON.stringify({ lr: 0.5, warmupRatio: 0, schedule: 'constant', batchTokens: 3000, saveEvery: 1 }));
     const r = await itool(['sft', '--model', modelDir, '--data', dataFile, '--out', out, '--config', cfg, '--lr', '0.002', '--max-steps', '3', '--seed', '5', '--no-progress']);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
