@@ -16,6 +16,8 @@ export interface SynthOptions {
   n: number;
   seed?: number;
   split?: Split;
+  /** use only this many tools of the catalog, taken round-robin over the domains (default: all) */
+  tools?: number;
   /** relative weights of the buckets (default: simple 3, multiple 3, parallel 2, parallel_multiple 2, irrelevance 2, multi_turn 2) */
   mix?: Partial<Record<'simple' | 'multiple' | 'parallel' | 'parallel_multiple' | 'irrelevance' | 'multi_turn', number>>;
 }
@@ -250,9 +252,9 @@ function join(rng: Rng, phrases: string[], split: Split): string {
   return out;
 }
 
-function toolsWith(rng: Rng, used: ToolSpec[], distractors: number, sameDomainFirst: boolean): ToolSchema[] {
+function toolsWith(rng: Rng, cat: readonly ToolSpec[], used: ToolSpec[], distractors: number, sameDomainFirst: boolean): ToolSchema[] {
   const names = new Set(used.map((u) => u.name));
-  const pool = TOOLS.filter((t) => !names.has(t.name));
+  const pool = cat.filter((t) => !names.has(t.name));
   const same = rng.shuffle(pool.filter((t) => used.some((u) => u.domain === t.domain)));
   const other = rng.shuffle(pool.filter((t) => !used.some((u) => u.domain === t.domain)));
   const pickFrom = sameDomainFirst ? [...same, ...other] : rng.shuffle([...same, ...other]);
@@ -280,21 +282,21 @@ function sample(id: string, category: Category, tools: ToolSchema[], messages: M
   return { id, category, tools, messages, groundTruth: truth };
 }
 
-function makeSample(rng: Rng, id: string, bucket: Bucket, split: Split): Sample {
+function makeSample(rng: Rng, cat: readonly ToolSpec[], id: string, bucket: Bucket, split: Split): Sample {
   switch (bucket) {
     case 'simple': {
-      const spec = rng.pick(TOOLS);
+      const spec = rng.pick(cat);
       const r = makeRequest(rng, spec, split);
       return sample(id, 'simple', [SCHEMAS.get(spec.name)!], [{ role: 'user', content: frame(rng, r.phrase, split) }, { role: 'assistant', toolCalls: [r.call] }], [r.truth]);
     }
     case 'multiple': {
-      const spec = rng.pick(TOOLS);
+      const spec = rng.pick(cat);
       const r = makeRequest(rng, spec, split);
-      const tools = toolsWith(rng, [spec], rng.int(1, 3), rng.chance(0.6));
+      const tools = toolsWith(rng, cat, [spec], rng.int(1, 3), rng.chance(0.6));
       return sample(id, 'multiple', tools, [{ role: 'user', content: frame(rng, r.phrase, split) }, { role: 'assistant', toolCalls: [r.call] }], [r.truth]);
     }
     case 'parallel': {
-      const spec = rng.pick(TOOLS);
+      const spec = rng.pick(cat);
       const k = rng.chance(0.75) ? 2 : 3;
       const reqs: Request[] = [];
       for (let j = 0; j < k; j++) reqs.push(makeRequest(rng, spec, split, reqs.map((r) => r.call)));
@@ -308,9 +310,9 @@ function makeSample(rng: Rng, id: string, bucket: Bucket, split: Split): Sample 
     }
     case 'parallel_multiple': {
       const k = rng.chance(0.75) ? 2 : 3;
-      const specs = rng.shuffle([...TOOLS]).slice(0, k);
+      const specs = rng.shuffle([...cat]).slice(0, k);
       const reqs = specs.map((s) => makeRequest(rng, s, split));
-      const tools = toolsWith(rng, specs, rng.int(0, 1), true);
+      const tools = toolsWith(rng, cat, specs, rng.int(0, 1), true);
       return sample(
         id,
         'parallel_multiple',
@@ -323,17 +325,17 @@ function makeSample(rng: Rng, id: string, bucket: Bucket, split: Split): Sample 
       let query: string;
       let avoidDomain: string | undefined;
       if (rng.chance(0.7)) {
-        const spec = rng.pick(TOOLS);
+        const spec = rng.pick(cat);
         avoidDomain = spec.domain;
         query = frame(rng, makeRequest(rng, spec, split).phrase, split);
       } else query = rng.pick(CHITCHAT[split === 'test' ? 1 : 0]);
-      const pool = rng.shuffle(TOOLS.filter((t) => t.domain !== avoidDomain));
+      const pool = rng.shuffle(cat.filter((t) => t.domain !== avoidDomain));
       const tools = pool.slice(0, rng.int(1, 3)).map((t) => SCHEMAS.get(t.name)!);
       return sample(id, 'irrelevance', tools, [{ role: 'user', content: query }, { role: 'assistant', content: NO_TOOL_ANSWER }], []);
     }
     case 'multi_turn': {
       // the follow-up changes the first required string or number of the first call
-      const candidates = TOOLS.filter((t) => t.params.some((p) => !p.optional && (p.kind === 'string' || p.kind === 'int' || p.kind === 'float')));
+      const candidates = cat.filter((t) => t.params.some((p) => !p.optional && (p.kind === 'string' || p.kind === 'int' || p.kind === 'float')));
       const spec = rng.pick(candidates);
       const first = makeRequest(rng, spec, split);
       const p = spec.params.find((x) => !x.optional && (x.kind === 'string' || x.kind === 'int' || x.kind === 'float'))!;
@@ -341,7 +343,7 @@ function makeSample(rng: Rng, id: string, bucket: Bucket, split: Split): Sample 
       for (let tries = 0; tries < 20 && v === first.call.arguments[p.name]; tries++) v = drawValue(rng, p, split);
       const secondArgs = { ...first.call.arguments, [p.name]: v };
       const secondTruth: Record<string, unknown[]> = { ...first.truth[spec.name]!, [p.name]: [v] };
-      const tools = toolsWith(rng, [spec], rng.int(0, 2), false);
+      const tools = toolsWith(rng, cat, [spec], rng.int(0, 2), false);
       const follow = fill(rng.pick(FOLLOWUPS[split === 'test' ? 1 : 0]), { v: render(p, v) });
       const messages: Message[] = [
         { role: 'user', content: frame(rng, first.phrase, split) },
@@ -369,12 +371,28 @@ export function synthesize(opts: SynthOptions): Sample[] {
   const split: Split = opts.split ?? 'train';
   if (split !== 'train' && split !== 'test') throw new Error(`synth: split must be 'train' or 'test', got '${String(split)}'`);
   const mix = { ...DEFAULT_MIX, ...(opts.mix ?? {}) };
+  const cat = catalog(opts.tools);
   const out: Sample[] = [];
   const splitTag = split === 'test' ? 2 : 1;
   for (let k = 0; k < n; k++) {
     const rng = new Rng(hash32(Math.floor(seed) >>> 0, splitTag, k));
     const bucket = pickBucket(rng, mix);
-    out.push(makeSample(rng, `synth-${split}-${seed}-${k}`, bucket, split));
+    out.push(makeSample(rng, cat, `synth-${split}-${seed}-${k}`, bucket, split));
   }
+  return out;
+}
+
+/** The first k tools of the catalog taken round-robin over the domains (all when k is undefined). */
+function catalog(k: number | undefined): ToolSpec[] {
+  if (k === undefined) return TOOLS;
+  if (!Number.isInteger(k) || k < 2 || k > TOOLS.length) throw new Error(`synth: tools must be an integer from 2 to ${TOOLS.length}, got ${String(k)}`);
+  const byDomain = new Map<string, ToolSpec[]>();
+  for (const t of TOOLS) {
+    if (!byDomain.has(t.domain)) byDomain.set(t.domain, []);
+    byDomain.get(t.domain)!.push(t);
+  }
+  const out: ToolSpec[] = [];
+  for (let round = 0; out.length < k; round++)
+    for (const list of byDomain.values()) if (round < list.length && out.length < k) out.push(list[round]!);
   return out;
 }

@@ -43,6 +43,16 @@ describe('synthetic generator', () => {
     }
   });
 
+  it('can use a smaller catalog, round-robin over the domains', () => {
+    const small = synthesize({ n: 400, seed: 3, tools: 10 });
+    const used = new Set(small.flatMap((s) => s.tools.map((t) => t.name)));
+    expect(used.size).toBe(10);
+    const domainOf = new Map(TOOLS.map((t) => [t.name, t.domain]));
+    expect(new Set([...used].map((n) => domainOf.get(n))).size).toBe(10);
+    for (const s of small) expect(checkAnswer(s, answerOf(s)).valid, s.id).toBe(true);
+    expect(() => synthesize({ n: 1, tools: 1 })).toThrow(/tools must be/);
+  });
+
   it('is deterministic per seed and split, and sample i does not depend on n', () => {
     expect(synthesize({ n: 50, seed: 1 })).toEqual(train.slice(0, 50));
     expect(synthesize({ n: 20, seed: 2 })).not.toEqual(train.slice(0, 20));

@@ -26,12 +26,13 @@ export function register(program: Command): void {
     .option('--n <n>', 'number of samples', parseIntOption('--n'), 1000)
     .option('--seed <n>', 'random seed', parseIntOption('--seed'), 1)
     .option('--split <split>', "'train' or 'test' (held-out phrasings and values)", 'train')
+    .option('--tools <n>', 'use only n tools of the catalog, round-robin over the domains', parseIntOption('--tools'))
     .option('--format <format>', `output format (${FORMATS.join(', ')})`, 'sharegpt')
-    .action((opts: { out: string; n: number; seed: number; split: string; format: string }) => {
+    .action((opts: { out: string; n: number; seed: number; split: string; format: string; tools?: number }) => {
       try {
         if (opts.n < 0) throw new Error('--n must be >= 0');
         if (opts.split !== 'train' && opts.split !== 'test') throw new Error(`--split must be 'train' or 'test', got '${opts.split}'`);
-        const samples = synthesize({ n: opts.n, seed: opts.seed, split: opts.split as Split });
+        const samples = synthesize({ n: opts.n, seed: opts.seed, split: opts.split as Split, ...(opts.tools !== undefined ? { tools: opts.tools } : {}) });
         saveSamples(opts.out, samples, format(opts.format));
         const counts = [...byBucket(samples)].map(([k, v]) => `${k} ${v.length}`).join(', ');
         process.stderr.write(`wrote ${samples.length} samples to ${opts.out} (${counts})\n`);
