@@ -1,0 +1,61 @@
+// `itool bench train --compare torch` (src/bench/train_compare.ts, bench/torch_peer.py):
+// the PyTorch peer computes the same step-0 loss as itool on a tiny Qwen2-style shape
+// (QKV bias, GQA, tied embeddings) from itool's saved initial weights; and the --quick
+// form prints a well-formed table without the peer.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LOSS_RTOL, runItool, runPeer, SHAPES } from '../../src/bench/train_compare.js';
+import { repoRoot } from '../helpers/native.js';
+
+const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const torchOk = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+// under the ASan run LD_PRELOAD carries the sanitizer runtime into every child, python too
+const asan = process.env.ITOOL_ASAN === '1';
+
+describe('bench train --compare torch', () => {
+  it.skipIf(!torchOk || asan)(
+    `the peer's step-0 loss equals itool's on a tiny shape (skipped without torch: apt-get install -y python3-torch libopenblas0-pthread; and under ASan)`,
+    async () => {
+      const tiny = SHAPES.find((s) => s.name === 'tiny')!;
+      const dir = mkdtempSync(join(tmpdir(), 'itool-peer-test-'));
+      try {
+        const it = await runItool(tiny, 1, dir);
+        const peer = runPeer(tiny, 1, dir);
+        if (!peer.ok) throw new Error(peer.reason);
+        expect(Number.isFinite(it.loss0)).toBe(true);
+        // an untrained model predicts close to uniform: loss near ln(V)
+        expect(Math.abs(it.loss0 - Math.log(tiny.config.vocabSize))).toBeLessThan(0.5);
+        expect(Math.abs(peer.r.loss0 - it.loss0) / Math.abs(it.loss0)).toBeLessThanOrEqual(LOSS_RTOL);
+        expect(peer.r.secondsPerStep.length).toBe(1);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it('--quick prints itool rows without the peer', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'train', '--compare', 'torch', '--quick', '--json'], {
+      encoding: 'utf8',
+      env: process.env,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { rows: Array<Record<string, number | string>>; notes: string[] };
+    expect(out.rows.length).toBe(1);
+    const row = out.rows[0]!;
+    expect(row.side).toBe('itool');
+    for (const k of ['parameters', 'loss0', 'msPerStep', 'tokensPerSecond', 'gflops', 'peakRssMiB']) expect(Number(row[k])).toBeGreaterThan(0);
+    expect(out.notes.join(' ')).toMatch(/peer not run/);
+  });
+
+  it('an unknown shape is an error naming it', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'train', '--compare', 'torch', '--shape', 'huge'], {
+      encoding: 'utf8',
+      env: process.env,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown shape 'huge'/);
+  });
+});
