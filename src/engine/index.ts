@@ -5,3 +5,4 @@ export * as ops from './ops.js';
 export { createModel, loadModel, readModelConfig, type NativeModel, type CreateModelOptions, type LoadModelOptions } from './model.js';
 export { parseHfConfig, toHfConfig, tinyConfig, checkConfig, ARCHITECTURES } from './config.js';
 export type * from './model-types.js';
+export { readSafetensors, writeSafetensors, checkpointShards, type SafetensorsTensor, type SafetensorsContents } from './safetensors.js';

@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createModel, loadModel, tinyConfig } from '../../src/engine/index.js';
+import { checkpointShards, createModel, loadModel, readSafetensors, tinyConfig, writeSafetensors } from '../../src/engine/index.js';
 import { addon, rng } from '../helpers/native.js';
 
 const native = addon();
@@ -71,6 +71,16 @@ describe('safetensors', () => {
     expect(b.readUInt16LE(8 + n + 14)).toBe(0xc000);
     expect(b.length).toBe(8 + n + 16);
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]); // temp file renamed away
+  });
+
+  it('the TypeScript wrappers round-trip values and list shards', () => {
+    const p = join(tmp, 'ts.safetensors');
+    writeSafetensors(p, [{ name: 'w', dtype: 'bf16', shape: [2], data: Float32Array.from([1.5, 3.0078125]) }], { m: '1' });
+    const r = readSafetensors(p);
+    expect(r.tensors[0]!.dtype).toBe('bf16');
+    expect(Array.from(r.tensors[0]!.data!)).toEqual([1.5, 3]); // rounded to bf16 (8 bits of mantissa)
+    expect(readSafetensors(p, { headerOnly: true }).tensors[0]!.data).toBeUndefined();
+    expect(() => checkpointShards(tmp + '/nowhere')).toThrow(/no model\.safetensors/);
   });
 
   const good = () => handMade([{ name: 'a', dtype: 'F32', shape: [4], bytes: f32Bytes([1, 2, 3, 4]) }, { name: 'b', dtype: 'F32', shape: [2], bytes: f32Bytes([5, 6]) }]);
