@@ -57,7 +57,19 @@ function loadData(paths: string[]): Sample[] {
   return out;
 }
 
+let pipeGuard = false;
+/** `itool eval ... | head` closes stdout early: end quietly instead of an EPIPE stack trace. */
+function guardPipe(): void {
+  if (pipeGuard) return;
+  pipeGuard = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 function report(run: ScoreRun, opts: EvalOptions): void {
+  guardPipe();
   if (run.unknownIds.length)
     process.stderr.write(`itool eval: ${run.unknownIds.length} prediction id(s) match no sample (first: ${run.unknownIds.slice(0, 3).join(', ')})\n`);
   if (opts.details)
