@@ -134,6 +134,16 @@ for (const [arch, over] of ARCHS) {
       console.log(`${arch}: logits max relative error ${relLogits.toExponential(2)} vs float64`);
     });
 
+    it('explicit positions (a sequence continued at an offset) match the reference', async () => {
+      const positions = Int32Array.from(batch.tokens, (_, i) => 3 + i * 2);
+      const out = await m.forward({ ...batch, positions }, { logits: true });
+      const w = weightsOf(m);
+      const ref = forward64(cfg, (n) => w.get(n)!, batch.tokens, batch.cuSeqlens, positions);
+      expect(maxRel(out.logits!, ref)).toBeLessThan(1e-4);
+      const plain = await m.forward(batch, { logits: true });
+      expect(maxRel(plain.logits!, ref)).toBeGreaterThan(1e-3); // positions matter
+    });
+
     it('parameter gradients match central finite differences through the float64 reference', async () => {
       const dl = new Float32Array(batch.tokens.length);
       const rr = rng(5);
