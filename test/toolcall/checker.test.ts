@@ -211,5 +211,8 @@ describe('schemas', () => {
     const x = normaliseTool({ name: 'g', description: 'd', parameters: { a: { type: 'List[int]', description: '' }, b: { type: 'str, optional', default: 'x' } } });
     expect(x.parameters).toEqual({ type: 'object', properties: { a: { type: 'array', 'x-bfcl-type': 'List[int]', description: '', items: { type: 'integer' } }, b: { type: 'string', 'x-bfcl-type': 'str', default: 'x' } }, required: ['a'] });
     expect(() => normaliseTool({ description: 'no name' })).toThrow(/name/);
+    // normalising is idempotent (saved samples normalise again on load)
+    expect(normaliseTool(t)).toEqual(t);
+    expect(normaliseTool(x)).toEqual(x);
   });
 });
