@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """numpy SGEMM peer for `itool bench gemm --compare numpy`.
 
-Usage: numpy_gemm.py '<json>' where json is
+Usage: numpy_gemm.py --serve   (what the bench uses: one JSON request per stdin line,
+       {"m","n","k","transA","transB","threads","runs","minSeconds"}, one JSON row per
+       stdout line; the first line printed describes numpy and its OpenBLAS), or
+       numpy_gemm.py '<json>' where json is
   {"shapes": [{"m":..,"n":..,"k":..,"transA":bool,"transB":bool}, ...],
    "threads": [1, 2], "runs": 5, "minSeconds": 0.03}
 Prints one JSON object: {"numpy", "openblas", "corename", "rows": [...]}, each row
@@ -81,7 +84,33 @@ def time_shape(shape, runs, min_seconds, rng):
     return statistics.median(times)
 
 
+def describe(lib):
+    return {
+        "numpy": np.__version__,
+        "openblas": call_str(lib, ["scipy_openblas_get_config64_", "openblas_get_config64_", "openblas_get_config"]),
+        "corename": call_str(lib, ["scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"]),
+    }
+
+
+def serve():
+    lib = openblas_lib()
+    rng = np.random.default_rng(0)
+    print(json.dumps(describe(lib)), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        if not set_threads(lib, req["threads"]):
+            raise SystemExit("numpy_gemm.py: cannot set the OpenBLAS thread count (no openblas_set_num_threads)")
+        sec = time_shape(req, int(req.get("runs", 5)), float(req.get("minSeconds", 0.03)), rng)
+        flop = 2.0 * req["m"] * req["n"] * req["k"]
+        print(json.dumps(dict(req, ms=sec * 1e3, gflops=flop / sec / 1e9)), flush=True)
+
+
 def main():
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
     req = json.loads(sys.argv[1])
     lib = openblas_lib()
     rng = np.random.default_rng(0)
@@ -93,13 +122,7 @@ def main():
             sec = time_shape(shape, int(req.get("runs", 5)), float(req.get("minSeconds", 0.03)), rng)
             flop = 2.0 * shape["m"] * shape["n"] * shape["k"]
             rows.append(dict(shape, threads=threads, ms=sec * 1e3, gflops=flop / sec / 1e9))
-    out = {
-        "numpy": np.__version__,
-        "openblas": call_str(lib, ["scipy_openblas_get_config64_", "openblas_get_config64_", "openblas_get_config"]),
-        "corename": call_str(lib, ["scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"]),
-        "rows": rows,
-    }
-    print(json.dumps(out))
+    print(json.dumps(dict(describe(lib), rows=rows)))
 
 
 if __name__ == "__main__":

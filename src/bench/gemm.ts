@@ -6,7 +6,7 @@
 // JavaScript call overhead is not counted). `--compare numpy` runs bench/numpy_gemm.py
 // (python3 + numpy) in the same run, with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 // for that process only, and adds numpy's GFLOP/s and the ratio itool/numpy per row.
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative, packageRoot } from '../engine/native.js';
@@ -69,8 +69,6 @@ export const QUICK: GemmShape[] = [
 ];
 
 const opName = (s: { transA?: boolean; transB?: boolean }) => `${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}`;
-const key = (s: { m: number; n: number; k: number; transA?: boolean; transB?: boolean }, threads: number) =>
-  `${s.m}x${s.n}x${s.k}${opName(s)}@${threads}`;
 
 function randomArray(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -100,36 +98,103 @@ export async function timeGemm(shape: GemmShape, threads: number, runs: number, 
   return times[Math.floor(times.length / 2)]!;
 }
 
-/** Runs bench/numpy_gemm.py; returns its JSON or the reason it could not run. */
-export function runNumpy(
-  shapes: GemmShape[],
-  threads: number[],
-  runs: number,
-  minSeconds: number,
-): { ok: true; out: { numpy: string; openblas: string | null; corename: string | null; rows: Array<GemmShape & { threads: number; gflops: number }> } } | { ok: false; reason: string } {
-  const script = join(packageRoot(), 'bench', 'numpy_gemm.py');
-  if (!existsSync(script)) return { ok: false, reason: `${script} is missing` };
-  const env = { ...process.env };
-  // The machine pins OpenBLAS to its AVX2 kernels with these; the peer runs at its best without them.
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const req = JSON.stringify({
-    shapes: shapes.map(({ m, n, k, transA, transB }) => ({ m, n, k, transA: !!transA, transB: !!transB })),
-    threads,
-    runs,
-    minSeconds,
-  });
-  const r = spawnSync('python3', [script, req], { env, encoding: 'utf8', maxBuffer: 16 << 20, timeout: 30 * 60_000 });
-  if (r.error) return { ok: false, reason: `python3 could not be started (${r.error.message})` };
-  if (r.status !== 0) {
-    const err = (r.stderr || '').trim().split('\n').slice(-3).join(' | ');
-    if (/No module named '?numpy/.test(err)) return { ok: false, reason: 'numpy is not installed for python3 (pip install numpy)' };
-    return { ok: false, reason: `bench/numpy_gemm.py failed (exit ${r.status}): ${err}` };
+interface NumpyInfo {
+  numpy: string;
+  openblas: string | null;
+  corename: string | null;
+}
+
+/**
+ * bench/numpy_gemm.py --serve as a long-lived child: one request line per row, so that
+ * each numpy figure is measured right after the itool figure it is compared with (the
+ * machine's load drifts; interleaving keeps the ratio fair). OPENBLAS_CORETYPE and
+ * OPENBLAS_L2_SIZE are removed from its environment only.
+ */
+export class NumpyPeer {
+  private proc: ChildProcess;
+  private lines: string[] = [];
+  private waiting: Array<(line: string | null) => void> = [];
+  private stderr = '';
+  private exited: string | null = null;
+
+  private constructor(script: string) {
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    this.proc = spawn('python3', [script, '--serve'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let buf = '';
+    this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = this.waiting.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr = (this.stderr + d).slice(-4000);
+    });
+    const fail = (why: string) => {
+      this.exited ??= why;
+      for (const w of this.waiting.splice(0)) w(null);
+    };
+    this.proc.on('error', (e) => fail(`python3 could not be started (${e.message})`));
+    this.proc.on('exit', (code, sig) => fail(`bench/numpy_gemm.py exited (${code ?? sig})`));
+    this.proc.stdin!.on('error', () => undefined);
   }
-  try {
-    return { ok: true, out: JSON.parse(r.stdout) };
-  } catch {
-    return { ok: false, reason: `bench/numpy_gemm.py printed no JSON: ${r.stdout.slice(0, 200)}` };
+
+  private next(): Promise<string | null> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (this.exited) return Promise.resolve(null);
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  private reason(): string {
+    const err = this.stderr.trim().split('\n').slice(-3).join(' | ');
+    if (/No module named '?numpy/.test(err)) return 'numpy is not installed for python3 (pip install numpy)';
+    return `${this.exited ?? 'bench/numpy_gemm.py failed'}${err ? `: ${err}` : ''}`;
+  }
+
+  /** Starts the peer; resolves with it and numpy's description, or with the reason it cannot run. */
+  static async start(): Promise<{ ok: true; peer: NumpyPeer; info: NumpyInfo } | { ok: false; reason: string }> {
+    const script = join(packageRoot(), 'bench', 'numpy_gemm.py');
+    if (!existsSync(script)) return { ok: false, reason: `${script} is missing` };
+    const peer = new NumpyPeer(script);
+    const first = await peer.next();
+    if (first === null) return { ok: false, reason: peer.reason() };
+    try {
+      return { ok: true, peer, info: JSON.parse(first) as NumpyInfo };
+    } catch {
+      peer.close();
+      return { ok: false, reason: `bench/numpy_gemm.py printed no JSON: ${first.slice(0, 200)}` };
+    }
+  }
+
+  /** numpy's GFLOP/s for one shape, or null (and `failure` says why) when the peer died. */
+  async measure(s: GemmShape, threads: number, runs: number, minSeconds: number): Promise<number | null> {
+    if (this.exited) return null;
+    const { m, n, k, transA, transB } = s;
+    this.proc.stdin!.write(JSON.stringify({ m, n, k, transA: !!transA, transB: !!transB, threads, runs, minSeconds }) + '\n');
+    const line = await this.next();
+    if (line === null) return null;
+    try {
+      return (JSON.parse(line) as { gflops: number }).gflops;
+    } catch {
+      return null;
+    }
+  }
+
+  get failure(): string | null {
+    return this.exited ? this.reason() : null;
+  }
+
+  close(): void {
+    this.proc.stdin!.end();
+    if (!this.exited) this.proc.kill();
   }
 }
 
@@ -146,40 +211,49 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
   const native = loadNative();
   const info = native.gemmInfo();
   const rows: GemmRow[] = [];
-  for (const threads of o.threads) {
-    for (const s of o.shapes) {
-      const sec = await timeGemm(s, threads, o.runs, o.minSeconds);
-      const row: GemmRow = {
-        shape: s.name,
-        m: s.m,
-        n: s.n,
-        k: s.k,
-        op: opName(s),
-        threads,
-        ms: sec * 1e3,
-        gflops: (2 * s.m * s.n * s.k) / sec / 1e9,
-      };
-      rows.push(row);
-      o.log?.(`  itool ${s.name} (${threads} thread${threads > 1 ? 's' : ''}): ${row.gflops.toFixed(1)} GFLOP/s`);
-    }
-  }
   const report: GemmReport = { kernel: info.kernel, threadsAvailable: info.threads, rows };
+  let peer: NumpyPeer | null = null;
   if (o.compare === 'numpy') {
-    o.log?.('  running numpy (bench/numpy_gemm.py) ...');
-    const r = runNumpy(o.shapes, o.threads, o.runs, o.minSeconds);
-    if (!r.ok) {
-      report.numpy = { missing: r.reason };
-    } else {
-      report.numpy = { version: r.out.numpy, openblas: r.out.openblas, corename: r.out.corename };
-      const peer = new Map(r.out.rows.map((x) => [key(x, x.threads), x.gflops]));
-      for (const row of rows) {
-        const g = peer.get(key({ ...row, transA: row.op[0] === 'T', transB: row.op[1] === 'T' }, row.threads));
-        if (g !== undefined) {
-          row.numpyGflops = g;
-          row.ratio = row.gflops / g;
+    const p = await NumpyPeer.start();
+    if (p.ok) {
+      peer = p.peer;
+      report.numpy = { version: p.info.numpy, openblas: p.info.openblas, corename: p.info.corename };
+    } else report.numpy = { missing: p.reason };
+  }
+  try {
+    for (const threads of o.threads) {
+      for (const s of o.shapes) {
+        const sec = await timeGemm(s, threads, o.runs, o.minSeconds);
+        const row: GemmRow = {
+          shape: s.name,
+          m: s.m,
+          n: s.n,
+          k: s.k,
+          op: opName(s),
+          threads,
+          ms: sec * 1e3,
+          gflops: (2 * s.m * s.n * s.k) / sec / 1e9,
+        };
+        rows.push(row);
+        let line = `  ${s.name} (${threads} thread${threads > 1 ? 's' : ''}): itool ${row.gflops.toFixed(1)} GFLOP/s`;
+        if (peer) {
+          const g = await peer.measure(s, threads, o.runs, o.minSeconds);
+          if (g !== null) {
+            row.numpyGflops = g;
+            row.ratio = row.gflops / g;
+            line += `, numpy ${g.toFixed(1)}`;
+          } else {
+            // a peer crash never hides our rows: say why and go on without it
+            report.numpy = { missing: peer.failure ?? 'bench/numpy_gemm.py stopped answering' };
+            peer.close();
+            peer = null;
+          }
         }
+        o.log?.(line);
       }
     }
+  } finally {
+    peer?.close();
   }
   return report;
 }
