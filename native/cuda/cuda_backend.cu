@@ -164,8 +164,10 @@ class CudaBackend final : public Backend {
   void copy_from_host(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
     bind();
-    // From pageable memory this returns once `src` has been staged, so the caller may reuse it.
+    // On the backend's stream (ordered after earlier work that may still use `dst`, a
+    // block the pool handed out again), then waited for: the caller may free `src` at once.
     cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
+    cuda::check(cudaStreamSynchronize(stream_), "copy to device");
   }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     bind();
