@@ -1,7 +1,7 @@
 // The model (native/core/model.*) on tiny random models of each architecture, against the
 // float64 forward of test/reference/model64.ts (written from the HF modeling code, not from
 // the engine) and central finite differences through it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -222,6 +222,28 @@ for (const [arch, over] of ARCHS) {
     });
   });
 }
+
+describe('bf16 checkpoints', () => {
+  it('save({dtype: bf16}) writes BF16 tensors and config torch_dtype; loading rounds to nearest even', async () => {
+    const cfg = tinyConfig('Qwen2ForCausalLM');
+    const m = createModel(cfg, { seed: 12, initStd: 0.2 });
+    const dir = join(tmp, 'bf16');
+    await m.save(dir, { dtype: 'bf16' });
+    const cj = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    expect(cj.torch_dtype).toBe('bfloat16');
+    expect(cj.architectures).toEqual(['Qwen2ForCausalLM']);
+    const m2 = await loadModel(dir, { device: 'cpu' });
+    const round = (x: number) => {
+      const f = new Float32Array([x]);
+      const u = new Uint32Array(f.buffer);
+      u[0] = (u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000;
+      return f[0]!;
+    };
+    for (const n of m.paramNames()) expect(Array.from(m2.getParam(n)), n).toEqual(Array.from(m.getParam(n), round));
+    m.dispose();
+    m2.dispose();
+  });
+});
 
 describe('KV cache forks', () => {
   const cfg = tinyConfig('LlamaForCausalLM');
