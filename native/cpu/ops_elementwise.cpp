@@ -2,6 +2,8 @@
 // vector helpers (sum_squares, scale, axpy, has_nonfinite).
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <vector>
 #include "gemm.h"
 #include "ops_common.h"
@@ -126,29 +128,86 @@ void CpuBackend::rmsnorm_backward(const RmsNormParams& p) {
 }
 
 // ------------------------------------------------------------------ RoPE
+// cos/sin of pos * inv_freq[i] for positions [0, npos), cached across calls for the
+// same inv_freq (the model calls rope 4 times per layer with one inv_freq). Entries are
+// computed exactly as the direct path would: f32 angle, cos/sin in double, rounded.
+namespace {
+struct RopeTable {
+  std::vector<float> invf;
+  int64_t npos = 0;
+  std::vector<float> cs, sn;  // [npos, half]
+};
+std::mutex rope_mu;
+std::shared_ptr<const RopeTable> rope_cache;
+
+inline void rope_angles(float pos, const float* invf, int64_t half, float* cs, float* sn) {
+  for (int64_t i = 0; i < half; ++i) {
+    float ang = pos * invf[i];  // f32 product, as Hugging Face computes it
+    cs[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
+    sn[i] = static_cast<float>(std::sin(static_cast<double>(ang)));
+  }
+}
+
+std::shared_ptr<const RopeTable> rope_table(const float* invf, int64_t half, int64_t maxpos) {
+  std::lock_guard<std::mutex> lk(rope_mu);
+  auto c = rope_cache;
+  bool same = c && int64_t(c->invf.size()) == half && std::memcmp(c->invf.data(), invf, half * sizeof(float)) == 0;
+  if (same && c->npos > maxpos) return c;
+  auto t = std::make_shared<RopeTable>();
+  t->invf.assign(invf, invf + half);
+  t->npos = std::max<int64_t>(maxpos + 1, same ? c->npos : 0);
+  t->npos = (t->npos + 255) / 256 * 256;
+  t->cs.resize(static_cast<size_t>(t->npos * half));
+  t->sn.resize(static_cast<size_t>(t->npos * half));
+  int64_t from = 0;
+  if (same) {  // keep the rows already computed
+    std::copy(c->cs.begin(), c->cs.end(), t->cs.begin());
+    std::copy(c->sn.begin(), c->sn.end(), t->sn.begin());
+    from = c->npos;
+  }
+  for (int64_t p = from; p < t->npos; ++p)
+    rope_angles(static_cast<float>(p), invf, half, t->cs.data() + p * half, t->sn.data() + p * half);
+  rope_cache = t;
+  return t;
+}
+}  // namespace
+
 void CpuBackend::rope(const RopeParams& p) {
   if (p.D % 2 != 0) throw_range("cpu rope: head dim D must be even, got " + std::to_string(p.D));
   float* x = F(p.x);
-  int64_t half = p.D / 2;
+  const int64_t half = p.D / 2;
+  if (p.T == 0 || half == 0) return;
+  int64_t minpos = p.pos[0], maxpos = p.pos[0];
+  for (int64_t t = 1; t < p.T; ++t) {
+    minpos = std::min<int64_t>(minpos, p.pos[t]);
+    maxpos = std::max<int64_t>(maxpos, p.pos[t]);
+  }
+  std::shared_ptr<const RopeTable> table;
+  if (minpos >= 0 && maxpos < (int64_t(1) << 20) && (maxpos + 1) * half <= (int64_t(1) << 24))
+    table = rope_table(p.inv_freq, half, maxpos);
+  const float sgn = p.inverse ? -1.0f : 1.0f;
   pool().parallel_for(
       p.T,
       [&](int64_t b, int64_t e) {
-        std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+        std::vector<float> cbuf(static_cast<size_t>(half)), sbuf(static_cast<size_t>(half));
         for (int64_t t = b; t < e; ++t) {
-          float pos = static_cast<float>(p.pos[t]);
-          for (int64_t i = 0; i < half; ++i) {
-            float ang = pos * p.inv_freq[i];  // f32 product, as Hugging Face computes it
-            cs[i] = static_cast<float>(std::cos(static_cast<double>(ang)));
-            float s = static_cast<float>(std::sin(static_cast<double>(ang)));
-            sn[i] = p.inverse ? -s : s;
+          const float* cs;
+          const float* sn;
+          if (table) {
+            cs = table->cs.data() + int64_t(p.pos[t]) * half;
+            sn = table->sn.data() + int64_t(p.pos[t]) * half;
+          } else {
+            rope_angles(static_cast<float>(p.pos[t]), p.inv_freq, half, cbuf.data(), sbuf.data());
+            cs = cbuf.data();
+            sn = sbuf.data();
           }
           for (int64_t h = 0; h < p.H; ++h) {
             float* r = x + (t * p.H + h) * p.D;
             float* r2 = r + half;
             for (int64_t i = 0; i < half; ++i) {
-              float a = r[i], bb = r2[i];
-              r[i] = a * cs[i] - bb * sn[i];
-              r2[i] = bb * cs[i] + a * sn[i];
+              const float a = r[i], bb = r2[i], s = sgn * sn[i];
+              r[i] = a * cs[i] - bb * s;
+              r2[i] = bb * cs[i] + a * s;
             }
           }
         }

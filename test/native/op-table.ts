@@ -236,6 +236,23 @@ export function opTable(): OpCase[] {
     });
   }
 
+  add('rope', 'repeated calls (position table grows), negative positions', async (ctx) => {
+    const T = 9, H = 2, D = 8;
+    const r = rng(4242);
+    const inv = Float32Array.from(R.invFreq(D, 10000));
+    const invT = ctx.native.tensorFromArray({ data: inv, dtype: 'f32', shape: [D / 2], device: ctx.device });
+    for (const pos of [
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      [300, 2, 1000, 7, 0, 5, 999, 1, 3],
+      [-5, 0, 3, -1, 2, 2, 2, 8, 1],
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+    ]) {
+      const x = mk(ctx, randn(r, T * H * D), [T, H, D], 'act');
+      await ctx.native.ops.rope({ x: x.t, pos: mki(ctx, pos, [T]), invFreq: invT });
+      expectClose(read(x.t), R.rope(x.v, pos, inv, T, H, D), tol(ctx, { atol: 1e-5, rtol: 1e-5 }, { atol: 2e-2, rtol: 1e-2 }), `rope positions ${pos.join(',')}`);
+    }
+  });
+
   // ---------------- SwiGLU
   for (const [n, s] of [
     [1, 1],
