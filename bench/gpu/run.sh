@@ -68,6 +68,17 @@ for b in loss attention train generate; do
       || log "bench $b failed (exit $?): $(tail -2 "$OUT/$b.log")"
   fi
 done
+# ---- a model and a LoRA adapter saved by itool, loaded by transformers / PEFT
+if [ -f dist/engine/index.js ]; then
+  log "transformers / PEFT interop"
+  rm -rf build/hf-check
+  if node bench/gpu/hf_check.mjs build/hf-check cuda:0 > "$OUT/hf_check.log" 2>&1; then
+    python3 bench/gpu/hf_check.py build/hf-check > "$OUT/hf_check.json" 2>> "$OUT/hf_check.log" \
+      || log "interop check failed: $(tail -1 "$OUT/hf_check.json" 2>/dev/null) $(tail -2 "$OUT/hf_check.log")"
+  else
+    log "hf_check.mjs failed: $(tail -3 "$OUT/hf_check.log")"
+  fi
+fi
 node bench/gpu/summary.mjs "$OUT" > "$OUT/summary.md" 2>> "$OUT/run.log" || true
 cat "$OUT/summary.md"
 log "done"

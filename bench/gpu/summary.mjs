@@ -47,6 +47,13 @@ if (loss) {
   if (loss.speedup !== undefined) out.push('', `speed-up ${f(loss.speedup)}x; itool peak memory = ${f(loss.memoryRatio, 3)} of torch's`);
   out.push('');
 }
+const hf = read('hf_check.json');
+if (hf) {
+  out.push('## Interop: itool checkpoint in transformers, LoRA adapter in PEFT', '');
+  out.push(`- model (transformers ${hf.transformers}): max |logit diff| ${f(hf.model?.maxAbsDiff, 4)} of max |logit| ${f(hf.model?.maxAbsLogit, 2)}: ${hf.model?.ok ? 'ok' : 'FAILED'}`);
+  const a = hf.adapter ?? {};
+  out.push(a.error ? `- adapter: FAILED (${a.error})` : `- adapter (peft ${a.peft}): max |logit diff| ${f(a.maxAbsDiff, 4)} (the adapter moves logits by ${f(a.adapterEffect, 3)}): ${a.ok ? 'ok' : 'FAILED'}`, '');
+}
 for (const b of ['train', 'generate']) {
   const j = read(`${b}.json`);
   if (j) out.push(`## ${b}`, '', '```json', JSON.stringify(j, null, 2).slice(0, 4000), '```', '');
