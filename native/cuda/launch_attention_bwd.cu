@@ -1,4 +1,5 @@
 // Attention backward launcher: Dvec and lse in log2 units, then the dK/dV and dQ kernels.
+#include <memory>
 #include <string>
 #include "kernels/attention_bwd.cuh"
 #include "launch.h"
@@ -24,8 +25,13 @@ static void run_bwd(Ctx& c, AttnBwdArgs a, const AttentionParams& p) {
     a.map = map.as<int2>();
     check(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::KV_SMEM),
           "attention_backward: cudaFuncSetAttribute");
-    attn_bwd_dkdv_kernel<DP><<<dim3((unsigned)cap, (unsigned)p.Hkv), Cfg::THREADS, Cfg::KV_SMEM, c.stream>>>(a);
+    const bool split = a.dk_part != nullptr;
+    attn_bwd_dkdv_kernel<DP><<<dim3((unsigned)cap, (unsigned)(split ? p.Hq : p.Hkv)), Cfg::THREADS, Cfg::KV_SMEM, c.stream>>>(a);
     check_launch("attention_backward (dk, dv)");
+    if (split) {
+      attn_bwd_gqa_reduce_kernel<<<grid_for(p.T * p.Hkv * p.D, 256), 256, 0, c.stream>>>(a);
+      check_launch("attention_backward (GQA reduce)");
+    }
   }
   // dQ: tiles of QR queries per query head
   {
@@ -63,6 +69,14 @@ void attention_backward(Ctx& c, const AttentionParams& p) {
   a.dk = static_cast<bf16*>(p.dk);
   a.dv = static_cast<bf16*>(p.dv);
   a.vec = p.D % 8 == 0 && aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.dout);
+  // GQA: one block per query head (Hq/Hkv times the parallelism), partial dK/dV in f32
+  // summed per group afterwards in a fixed order (deterministic, no atomics)
+  std::unique_ptr<Scratch> parts;
+  if (p.Hq != p.Hkv) {
+    parts.reset(new Scratch(c, (size_t)(2 * p.T * p.Hq * p.D) * sizeof(float)));
+    a.dk_part = parts->as<float>();
+    a.dv_part = parts->as<float>() + p.T * p.Hq * p.D;
+  }
   const int64_t warps = p.T * p.Hq;
   attn_bwd_dot_kernel<<<(unsigned)((warps + 7) / 8), 256, 0, c.stream>>>(a);
   check_launch("attention_backward (dot)");

@@ -22,6 +22,9 @@ struct AttnBwdArgs {
   float* lse2;        // lse * log2(e) [T, Hq] (written by kernel 1)
   float* dvec;        // [T, Hq]
   bf16 *dq, *dk, *dv;
+  // GQA split: when set, block (tile, h) handles one query head h and writes its share of
+  // dK (scaled) and dV in f32 to [T, Hq, D]; attn_bwd_gqa_reduce_kernel sums each group.
+  float *dk_part, *dv_part;
   bool vec;
 };
 
@@ -90,8 +93,12 @@ __global__ void __launch_bounds__(128) attn_bwd_dkdv_kernel(AttnBwdArgs a) {
 
   const int2 e = a.map[blockIdx.x];
   if (e.x < 0) return;
-  const int hk = blockIdx.y;
   const int G = (int)(a.Hq / a.Hkv);
+  const bool split = a.dk_part != nullptr;
+  // split: grid.y runs over query heads, each block one head; else over KV heads, each
+  // block the whole group
+  const int hk = split ? (int)blockIdx.y / G : (int)blockIdx.y;
+  const int g_begin = split ? (int)blockIdx.y % G : 0, g_end = split ? g_begin + 1 : G;
   const int seq_end = a.cu[e.x + 1];
   const int k0 = e.y;
   const int nk = min(BC, seq_end - k0);
@@ -112,7 +119,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dkdv_kernel(AttnBwdArgs a) {
   const int kj = k0 + r;
   constexpr int HC = BR / 2;
 
-  for (int g = 0; g < G; ++g) {
+  for (int g = g_begin; g < g_end; ++g) {
     const int h = hk * G + g;
     for (int q0 = k0; q0 < seq_end; q0 += BR) {
       const int nq = min(BR, seq_end - q0);
@@ -184,10 +191,32 @@ __global__ void __launch_bounds__(128) attn_bwd_dkdv_kernel(AttnBwdArgs a) {
       __syncwarp();
       for (int i = lane; i < 256; i += 32) {
         const int rr = warp * 16 + i / 16, dd = d * 16 + i % 16;
-        if (rr < nk && dd < D) dst[((int64_t)(k0 + rr) * a.Hkv + hk) * D + dd] = f2b(sc[(i / 16) * LDT + i % 16] * mul);
+        if (rr >= nk || dd >= D) continue;
+        const float val = sc[(i / 16) * LDT + i % 16] * mul;
+        if (split)
+          (which == 0 ? a.dk_part : a.dv_part)[((int64_t)(k0 + rr) * a.Hq + hk * G + g_begin) * D + dd] = val;
+        else
+          dst[((int64_t)(k0 + rr) * a.Hkv + hk) * D + dd] = f2b(val);
       }
       __syncwarp();
     }
+  }
+}
+
+// dk[t, hk, :] = sum over the group's heads of dk_part[t, h, :] (fixed order), same for dv.
+__global__ void attn_bwd_gqa_reduce_kernel(AttnBwdArgs a) {
+  const int64_t total = a.T * a.Hkv * a.D;
+  const int64_t G = a.Hq / a.Hkv;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t d = e % a.D, hk = (e / a.D) % a.Hkv, t = e / (a.D * a.Hkv);
+    float sk = 0.f, sv = 0.f;
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t src = (t * a.Hq + hk * G + g) * a.D + d;
+      sk += a.dk_part[src];
+      sv += a.dv_part[src];
+    }
+    a.dk[e] = f2b(sk);
+    a.dv[e] = f2b(sv);
   }
 }
 
