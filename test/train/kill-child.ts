@@ -1,7 +1,7 @@
 // The child of the kill -9 tests: trains with a checkpoint after every step and resumes
 // from the latest one each time it starts; writes the final training state to OUT/final.
 // Usage: node kill-child.js OUT fake|native
-// Prints 'STEP n' after each step and 'COMMIT' while a checkpoint is written but not yet
+// Prints 'STEP n' after each step (then waits STEP_DELAY_MS) and 'COMMIT' while a checkpoint is written but not yet
 // committed (it then lingers COMMIT_DELAY_MS so that the parent can kill it right there).
 import { join } from 'node:path';
 import type { Model, ModelConfig } from '../../src/engine/model-types.js';
@@ -42,6 +42,8 @@ export function killData(V: number): RenderedSample[] {
 async function main(): Promise<void> {
   const [out, mode] = process.argv.slice(2) as [string, string];
   const delay = Number(process.env.COMMIT_DELAY_MS ?? 0);
+  // bounds how many steps run between a STEP line and the kill it triggers
+  const stepDelay = Number(process.env.STEP_DELAY_MS ?? 0);
   let model: Model;
   let V: number;
   if (mode === 'fake') {
@@ -63,8 +65,13 @@ async function main(): Promise<void> {
     model,
     killData(V),
     null,
-    { lr: 0.02, epochs: 4, batchTokens: 24, gradAccum: 2, replay: 0.5, seed: 11, resume: true, outDir: out, checkpointer: ck, saveEvery: 1, progress: false, maxGradNorm: 1 },
-    { onStep: (m) => void process.stdout.write(`STEP ${m.step}\n`) },
+    { lr: 0.02, epochs: 8, batchTokens: 24, gradAccum: 2, replay: 0.5, seed: 11, resume: true, outDir: out, checkpointer: ck, saveEvery: 1, progress: false, maxGradNorm: 1 },
+    {
+      onStep: async (m) => {
+        process.stdout.write(`STEP ${m.step}\n`);
+        if (stepDelay > 0) await new Promise((r) => setTimeout(r, stepDelay));
+      },
+    },
   );
   await model.saveTrainingState(join(out, 'final'));
   process.stdout.write('DONE\n');

@@ -63,7 +63,9 @@ export async function killAndResume(script: string, out: string, mode: string, k
     const delay = rng.int(25);
     let seen = 0;
     let commits = 0;
-    const r = await runChild(script, [out, mode], { COMMIT_DELAY_MS: atCommit ? '300' : '0' }, (line) => {
+    // each step lingers 30 ms after its STEP line, so a kill 0-24 ms later lands before the
+    // next step ends: at most 4 steps per run, and 6 kills cannot run out of steps
+    const r = await runChild(script, [out, mode], { COMMIT_DELAY_MS: atCommit ? '300' : '0', STEP_DELAY_MS: '30' }, (line) => {
       if (atCommit) return line === 'COMMIT' && ++commits >= afterSteps ? 0 : null;
       return line.startsWith('STEP') && ++seen >= afterSteps ? delay : null;
     });
