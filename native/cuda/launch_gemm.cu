@@ -141,6 +141,10 @@ void gemm(Ctx& c, const GemmParams& p) {
   a.a_vec = p.a_type == DType::BF16 && aligned16(p.A) && p.lda % 8 == 0 && (p.batch == 1 || p.strideA % 8 == 0);
   a.b_vec = p.b_type == DType::BF16 && aligned16(p.B) && p.ldb % 8 == 0 && (p.batch == 1 || p.strideB % 8 == 0);
   const bool f32 = p.a_type == DType::F32 && p.b_type == DType::F32;
+  // the pipelined kernel needs 16-byte vectors along each operand's contiguous dimension
+  // that never straddle the matrix edge: that dimension a multiple of 8
+  const bool pipelined = a.a_vec && a.b_vec && (p.transA ? p.M % 8 == 0 : p.K % 8 == 0) &&
+                         (p.transB ? p.K % 8 == 0 : p.N % 8 == 0);
   const int64_t bm = f32 ? 64 : kGemmBM, bn = f32 ? 64 : kGemmBN;
   const int64_t gx = (p.N + bn - 1) / bn, gy = (p.M + bm - 1) / bm;
   if (gy > 65535) throw_range("cuda: gemm: M = " + std::to_string(p.M) + " is too large for one launch");
@@ -149,6 +153,8 @@ void gemm(Ctx& c, const GemmParams& p) {
     dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(std::min<int64_t>(65535, p.batch - b0)));
     if (f32)
       gemm_f32_kernel<<<grid, 256, 0, c.stream>>>(a);
+    else if (pipelined)
+      gemm_wmma_pipelined_kernel<<<grid, kGemmThreads, 0, c.stream>>>(a);
     else
       gemm_wmma_kernel<<<grid, kGemmThreads, 0, c.stream>>>(a);
     check_launch("gemm");

@@ -128,6 +128,121 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_wmma_kernel(GemmArgs a) {
     }
 }
 
+// Fast path for bf16 A and B whose contiguous dimensions are multiples of 8 (16-byte
+// vectors never straddle a matrix edge, so edge vectors are loaded or zeroed whole):
+// the next k-tile is loaded into registers while the current one is multiplied, then
+// stored into the other of two shared buffers (one barrier per k-tile).
+template <int ROWS, int COLS>
+__device__ __forceinline__ void vec_load2(uint4 (&v)[2], const bf16* g, int64_t ld, bool trans, int64_t r0, int64_t c0,
+                                          int64_t R, int64_t C) {
+  static_assert(ROWS * COLS / 8 == 2 * kGemmThreads, "two vectors per thread");
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int i = threadIdx.x + j * kGemmThreads;
+    int r, c;
+    if (!trans) { r = i / (COLS / 8); c = (i % (COLS / 8)) * 8; }
+    else { c = i / (ROWS / 8); r = (i % (ROWS / 8)) * 8; }
+    const bool ok = (r0 + r < R) && (c0 + c < C);
+    v[j] = ok ? *reinterpret_cast<const uint4*>(g + (trans ? (c0 + c) * ld + r0 + r : (r0 + r) * ld + c0 + c))
+              : make_uint4(0, 0, 0, 0);
+  }
+}
+template <int ROWS, int COLS, int LDS>
+__device__ __forceinline__ void vec_store2(bf16* s, const uint4 (&v)[2], bool trans) {
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int i = threadIdx.x + j * kGemmThreads;
+    if (!trans) {
+      const int r = i / (COLS / 8), c = (i % (COLS / 8)) * 8;
+      *reinterpret_cast<uint4*>(s + r * LDS + c) = v[j];
+    } else {
+      const int c = i / (ROWS / 8), r = (i % (ROWS / 8)) * 8;
+      const bf16* e = reinterpret_cast<const bf16*>(&v[j]);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) s[(r + k) * LDS + c] = e[k];
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kGemmThreads) gemm_wmma_pipelined_kernel(GemmArgs a) {
+  using namespace nvcuda;
+  constexpr int BM = kGemmBM, BN = kGemmBN, BK = kGemmBK;
+  constexpr int LDA = BK + 8, LDB = BN + 8;
+  __shared__ __align__(128) bf16 As[2][BM * LDA];
+  __shared__ __align__(128) bf16 Bs[2][BK * LDB];
+  __shared__ __align__(128) float scratch[8][16 * 16];
+
+  const int64_t b = a.batch0 + blockIdx.z;
+  const bf16* A = static_cast<const bf16*>(a.A) + b * a.strideA;
+  const bf16* B = static_cast<const bf16*>(a.B) + b * a.strideB;
+  void* C = static_cast<char*>(a.C) + b * a.strideC * (a.c_type == kF32 ? 4 : 2);
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm = warp >> 2, wn = warp & 3;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
+
+  const int64_t nk = (a.K + BK - 1) / BK;
+  uint4 ra[2], rb[2];
+  if (nk > 0) {
+    vec_load2<BM, BK>(ra, A, a.lda, a.transA, m0, 0, a.M, a.K);
+    vec_load2<BK, BN>(rb, B, a.ldb, a.transB, 0, n0, a.K, a.N);
+    vec_store2<BM, BK, LDA>(As[0], ra, a.transA);
+    vec_store2<BK, BN, LDB>(Bs[0], rb, a.transB);
+  }
+  __syncthreads();
+  for (int64_t kt = 0; kt < nk; ++kt) {
+    const int cur = (int)(kt & 1);
+    const bool more = kt + 1 < nk;
+    if (more) {
+      vec_load2<BM, BK>(ra, A, a.lda, a.transA, m0, (kt + 1) * BK, a.M, a.K);
+      vec_load2<BK, BN>(rb, B, a.ldb, a.transB, (kt + 1) * BK, n0, a.K, a.N);
+    }
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb[2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fa[i], As[cur] + (wm * 64 + i * 16) * LDA + kk, LDA);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], Bs[cur] + kk * LDB + wn * 32 + j * 16, LDB);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    if (more) {
+      vec_store2<BM, BK, LDA>(As[cur ^ 1], ra, a.transA);
+      vec_store2<BK, BN, LDB>(Bs[cur ^ 1], rb, a.transB);
+    }
+    __syncthreads();
+  }
+
+  float* sc = scratch[warp];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      wmma::store_matrix_sync(sc, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      const int64_t rb0 = m0 + wm * 64 + i * 16, cb = n0 + wn * 32 + j * 16;
+      for (int e = lane; e < 256; e += 32) {
+        int64_t r = rb0 + e / 16, c = cb + e % 16;
+        if (r < a.M && c < a.N) {
+          float v = a.alpha * sc[e];
+          int64_t off = r * a.ldc + c;
+          if (a.beta != 0.f) v += a.beta * load_as_float(C, a.c_type, off);
+          store_from_float(C, a.c_type, off, v);
+        }
+      }
+      __syncwarp();
+    }
+}
+
 // Exact f32 path: 64x64 tiles, BK 16, 256 threads with 4x4 outputs each.
 __global__ void __launch_bounds__(256) gemm_f32_kernel(GemmArgs a) {
   constexpr int BM = 64, BN = 64, BK = 16;
