@@ -1,7 +1,12 @@
 // CPU backend: memory and conversions. The ops live in their own files (ops_*.cpp).
 #include "cpu_backend.h"
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 #include "../core/cpu_features.h"
 #include "../core/threadpool.h"
 
@@ -12,13 +17,100 @@ std::string CpuBackend::name() const {
          std::to_string(ThreadPool::global().size()) + " threads)";
 }
 
+// A caching allocator for large blocks: the engine allocates its activations per call
+// (tens of MB each); handing them back to the OS and faulting fresh zeroed pages in on
+// the next call cost as much as the ops themselves. Blocks of 64 KiB and more are kept,
+// by size class (at most 25% above the request), up to a cap of cached bytes:
+// ITOOL_CPU_CACHE_MB (default 1024; 0 turns caching off). Sanitizer builds never cache
+// so that ASan still sees every use after free.
+namespace {
+struct BlockCache {
+  std::mutex mu;
+  std::unordered_map<void*, size_t> live;              // cached-size blocks handed out
+  std::map<size_t, std::vector<void*>> free_blocks;    // size class -> blocks
+  size_t cached = 0;
+  size_t cap = 0;
+  BlockCache() {
+#ifndef ITOOL_SANITIZE
+    cap = size_t(1024) << 20;
+    if (const char* e = std::getenv("ITOOL_CPU_CACHE_MB")) {
+      char* end = nullptr;
+      long long v = std::strtoll(e, &end, 10);
+      if (end != e && *end == '\0' && v >= 0) cap = size_t(v) << 20;
+    }
+#endif
+  }
+  void release_all() {  // with mu held
+    for (auto& kv : free_blocks)
+      for (void* p : kv.second) std::free(p);
+    free_blocks.clear();
+    cached = 0;
+  }
+};
+BlockCache& block_cache() {
+  static BlockCache* c = new BlockCache();  // never destroyed: tensors may outlive static destruction
+  return *c;
+}
+constexpr size_t kCacheMin = size_t(64) << 10;
+size_t size_class(size_t bytes) {
+  // round up to a multiple of a quarter of the highest power of two below
+  size_t hi = size_t(1) << (63 - __builtin_clzll(bytes));
+  size_t step = std::max<size_t>(64, hi / 4);
+  return (bytes + step - 1) / step * step;
+}
+}  // namespace
+
 void* CpuBackend::alloc(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (rounded == 0) rounded = 64;
+  BlockCache& c = block_cache();
+  if (c.cap > 0 && rounded >= kCacheMin) {
+    const size_t cls = size_class(rounded);
+    {
+      std::lock_guard<std::mutex> lk(c.mu);
+      auto it = c.free_blocks.find(cls);
+      if (it != c.free_blocks.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        c.cached -= cls;
+        c.live[p] = cls;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(64, cls);
+    if (!p) {
+      std::lock_guard<std::mutex> lk(c.mu);
+      c.release_all();
+      p = std::aligned_alloc(64, cls);
+    }
+    if (!p) throw Error(ErrorKind::OutOfMemory, "cpu: out of memory allocating " + std::to_string(bytes) + " bytes");
+    std::lock_guard<std::mutex> lk(c.mu);
+    c.live[p] = cls;
+    return p;
+  }
+  void* p = std::aligned_alloc(64, rounded);
   if (!p) throw Error(ErrorKind::OutOfMemory, "cpu: out of memory allocating " + std::to_string(bytes) + " bytes");
   return p;
 }
-void CpuBackend::dealloc(void* p) { std::free(p); }
+
+void CpuBackend::dealloc(void* p) {
+  if (!p) return;
+  BlockCache& c = block_cache();
+  if (c.cap > 0) {
+    std::lock_guard<std::mutex> lk(c.mu);
+    auto it = c.live.find(p);
+    if (it != c.live.end()) {
+      const size_t cls = it->second;
+      c.live.erase(it);
+      if (c.cached + cls <= c.cap) {
+        c.free_blocks[cls].push_back(p);
+        c.cached += cls;
+        return;
+      }
+    }
+  }
+  std::free(p);
+}
 void CpuBackend::memset_zero(void* p, size_t bytes) { std::memset(p, 0, bytes); }
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t bytes) { if (bytes) std::memcpy(dst, src, bytes); }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) { if (bytes) std::memcpy(dst, src, bytes); }
