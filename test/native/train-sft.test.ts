@@ -1,5 +1,5 @@
 // The trainers on the real CPU engine with a tiny Llama model.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -168,5 +168,32 @@ describe('SFT on the CPU engine (tiny Llama)', () => {
     } finally {
       m.dispose();
     }
+  });
+  it('LoRA: an interrupted and resumed run ends with the adapter bitwise equal to an uninterrupted one', async () => {
+    const lora = { rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'] as const, seed: 3 };
+    const opts = { lr: 5e-3, epochs: 2, batchTokens: 30, progress: false as const, saveEvery: 2, maxGradNorm: 1 };
+    const data = tinySft(10);
+    const run = async (out: string, stopAt: number | null) => {
+      const m = createModel(config, { seed: 13 });
+      m.addLora({ ...lora, targetModules: [...lora.targetModules] });
+      try {
+        let n = 0;
+        const r = await trainSft(m, data, null, { ...opts, outDir: out, resume: true }, stopAt ? { shouldStop: () => ++n >= stopAt } : {});
+        const dir = join(out, 'adapter');
+        await m.saveAdapter(dir);
+        return { r, bytes: readFileSync(join(dir, 'adapter_model.safetensors')) };
+      } finally {
+        m.dispose();
+      }
+    };
+    const full = await run(tmp(), null);
+    const out = tmp();
+    const first = await run(out, 3);
+    expect(first.r.stopped).toBe(true);
+    const second = await run(out, null);
+    expect(second.r.resumedFrom).toBe(3);
+    expect(second.r.steps).toBe(full.r.steps);
+    expect(second.bytes.equals(full.bytes)).toBe(true);
+    expect(first.bytes.equals(full.bytes)).toBe(false);
   });
 });
