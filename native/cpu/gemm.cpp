@@ -124,6 +124,8 @@ void pack_a(const GemmKernel& kr, int64_t mc, int64_t kc, const float* A, int64_
     float* dst = out + ip * kc;
     if (!trans && kr.pack_rows) {
       kr.pack_rows(mr, h, kc, A + (i0 + ip) * lda + k0, lda, dst);
+    } else if (trans && kr.pack_cols) {
+      kr.pack_cols(mr, h, kc, A + k0 * lda + (i0 + ip), lda, dst);
     } else if (trans) {
       const float* src = A + k0 * lda + (i0 + ip);
       for (int64_t k = 0; k < kc; ++k) {
@@ -155,6 +157,8 @@ void pack_b(const GemmKernel& kr, int64_t kc, int64_t nc, const float* B, int64_
     float* dst = out + jp * kc;
     if (trans && kr.pack_rows) {
       kr.pack_rows(nr, w, kc, B + (j0 + jp) * ldb + k0, ldb, dst);
+    } else if (!trans && kr.pack_cols) {
+      kr.pack_cols(nr, w, kc, B + k0 * ldb + (j0 + jp), ldb, dst);
     } else if (!trans) {
       const float* src = B + k0 * ldb + (j0 + jp);
       for (int64_t k = 0; k < kc; ++k) {

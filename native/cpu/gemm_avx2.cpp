@@ -139,7 +139,7 @@ void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const fl
   }
 }
 
-const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, dots};
+const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, nullptr, dots};
 
 }  // namespace
 

@@ -165,6 +165,25 @@ void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* ou
   }
 }
 
+// out[k * r + i] = src[k * ld + i] for i < h, 0 for h <= i < r; r <= 32.
+void pack_cols(int r, int h, int64_t kc, const float* src, int64_t ld, float* out) {
+  const __mmask16 l0 = lo_mask(h), l1 = hi_mask(h);  // what is read
+  const __mmask16 s0 = lo_mask(r), s1 = hi_mask(r);  // what is written (zeros past h)
+  if (r == 32 && h == 32) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* s = src + k * ld;
+      _mm512_storeu_ps(out + k * 32, _mm512_loadu_ps(s));
+      _mm512_storeu_ps(out + k * 32 + 16, _mm512_loadu_ps(s + 16));
+    }
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* s = src + k * ld;
+    _mm512_mask_storeu_ps(out + k * r, s0, _mm512_maskz_loadu_ps(l0, s));
+    if (r > 16) _mm512_mask_storeu_ps(out + k * r + 16, s1, _mm512_maskz_loadu_ps(l1, s + 16));
+  }
+}
+
 // ------------------------------------------------------------------ dots (few rows, B^T)
 template <int MB>
 void dots_block(int64_t k, const float* const* a, const float* const* b, float s[MB][4]) {
@@ -234,7 +253,7 @@ void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const fl
   }
 }
 
-const GemmKernel kKernel = {"avx512 14x32", MR, NR, /*kc*/ 256, /*mc*/ 14 * 24, /*nc*/ 1024, tile, pack_rows, dots};
+const GemmKernel kKernel = {"avx512 14x32", MR, NR, /*kc*/ 256, /*mc*/ 14 * 24, /*nc*/ 1024, tile, pack_rows, pack_cols, dots};
 
 }  // namespace
 

@@ -24,6 +24,9 @@ struct GemmKernel {
   // Packs h <= r rows of a row-major matrix (src[i * ld + k], k < kc) into a k-major
   // panel of r rows: out[k * r + i], rows h..r-1 zero. r is mr (A) or nr (B^T).
   void (*pack_rows)(int r, int h, int64_t kc, const float* src, int64_t ld, float* out);
+  // Packs h <= r contiguous columns of kc rows (src[k * ld + i]) into out[k * r + i],
+  // columns h..r-1 zero. r is mr (A^T) or nr (B).
+  void (*pack_cols)(int r, int h, int64_t kc, const float* src, int64_t ld, float* out);
   // C[i, j] = alpha * dot(A[i, :], B[j, :]) + beta * C[i, j] for i < m, j < n, with A and B
   // both row-major along k (the transB case without packing, for few rows of C).
   // One pass over k per element, in a fixed order.
