@@ -56,7 +56,7 @@ void CpuBackend::sample(const SampleParams& p) {
     const bool use_k = p.top_k > 0 && p.top_k < V;
     const bool use_p = p.top_p < 1.0f;
     std::vector<int32_t> cand;
-    std::vector<double> w;
+    std::vector<double> w, all;
     double zall = 0;
     if (!use_k && !use_p) {
       // all tokens, index order
@@ -85,32 +85,40 @@ void CpuBackend::sample(const SampleParams& p) {
       cand.resize(static_cast<size_t>(p.top_k));
       std::sort(cand.begin(), cand.end(), before);
     } else {
-      // top-p alone: sort only the tokens above a weight threshold whose mass already
-      // reaches top_p (the nucleus is a prefix of the sorted order, so it lies inside);
-      // the normaliser is the sum over all tokens in index order
-      std::vector<double> all(static_cast<size_t>(V));
-      for (int64_t j = 0; j < V; ++j) zall += (all[j] = weight(j));
-      bool found = false;
-      for (double thr = 1e-4; thr > 1e-300 && !found; thr *= 1e-3) {
-        cand.clear();
-        double mass = 0;
-        const double cut = thr * zall;
-        for (int64_t j = 0; j < V; ++j)
-          if (all[j] >= cut) {
-            cand.push_back(static_cast<int32_t>(j));
-            mass += all[j];
-          }
-        found = mass >= static_cast<double>(p.top_p) * zall * (1 + 1e-9);
+      // top-p alone: the nucleus is a prefix of the sorted order. A histogram of the
+      // scaled logits (bins 1/4 nat wide below the maximum) finds the smallest set of top
+      // bins whose mass reaches top_p (with a margin for rounding); only the tokens in
+      // those bins are sorted. The normaliser is the sum over all tokens in index order.
+      constexpr int NB = 512;
+      all.resize(static_cast<size_t>(V));
+      std::vector<int16_t> bin(static_cast<size_t>(V));
+      double hist[NB] = {0};
+      for (int64_t j = 0; j < V; ++j) {
+        const double sj = (static_cast<double>(x[j]) - m) / T;  // <= 0
+        const double wj = std::exp(sj);
+        all[j] = wj;
+        zall += wj;
+        const double f = -sj * 4.0;
+        const int bj = f < NB - 1 ? static_cast<int>(f) : NB - 1;
+        bin[j] = static_cast<int16_t>(bj);
+        hist[bj] += wj;
       }
-      if (!found) {
-        cand.resize(static_cast<size_t>(V));
-        std::iota(cand.begin(), cand.end(), 0);
+      int last = NB - 1;
+      double mass = 0;
+      for (int bb = 0; bb < NB; ++bb) {
+        mass += hist[bb];
+        if (mass >= static_cast<double>(p.top_p) * zall * (1 + 1e-9)) {
+          last = bb;
+          break;
+        }
       }
+      for (int64_t j = 0; j < V; ++j)
+        if (bin[j] <= last) cand.push_back(static_cast<int32_t>(j));
       std::sort(cand.begin(), cand.end(), before);
     }
     double zz = 0;
     w.resize(cand.size());
-    for (size_t i = 0; i < cand.size(); ++i) w[i] = weight(cand[i]);
+    for (size_t i = 0; i < cand.size(); ++i) w[i] = use_k ? weight(cand[i]) : all[cand[i]];
     if (use_k) {
       for (double wi : w) zz += wi;  // over the top-k survivors, in sorted order
     } else {

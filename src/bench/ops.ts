@@ -231,10 +231,14 @@ export async function runOps(o: { quick: boolean; minMs: number; only?: string; 
     const len = f32(new Float32Array(P).fill(12), [P]);
     await bw('preference_loss simpo', `P${P}`, 4 * P * 4 + 5 * P * 4, () => ops.preferenceLoss({ kind: 'simpo', chosen: c, rejected: r, chosenLen: len, rejectedLen: len }));
     const B = 8;
-    const lg = f32(randn(B * V, 24, 3), [B, V]);
+    // uniform logits in ±3 (a flat distribution: the nucleus holds most of the vocabulary)
+    // and in ±12 (peaked, closer to a trained model: a nucleus of tens of tokens)
+    const flat = f32(randn(B * V, 24, 3), [B, V]), peaked = f32(randn(B * V, 25, 12), [B, V]);
     const counters = BigUint64Array.from({ length: B }, (_, i) => BigInt(i));
-    await bw('sample top-p 0.9', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: lg, temperature: 0.8, topP: 0.9, seed: 1, counters }));
-    await bw('sample top-k 50', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: lg, temperature: 0.8, topK: 50, seed: 1, counters }));
+    await bw('sample top-p 0.9 (flat)', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: flat, temperature: 0.8, topP: 0.9, seed: 1, counters }));
+    await bw('sample top-p 0.9 (peaked)', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: peaked, temperature: 0.8, topP: 0.9, seed: 1, counters }));
+    await bw('sample top-k 50', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: flat, temperature: 0.8, topK: 50, seed: 1, counters }));
+    await bw('sample plain', `B${B} V${V}`, B * V * 4, () => ops.sample({ logits: flat, temperature: 1, seed: 1, counters }));
   }
 
   // memory of the fused log-prob against a naive N x V version

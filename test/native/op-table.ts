@@ -499,12 +499,13 @@ export function opTable(): OpCase[] {
   }
 
   // ---------------- sampling
-  const sampleCases: Array<{ name: string; B: number; V: number; temperature: number; topK: number; topP: number; make?: 'equal' | 'extreme' }> = [
+  const sampleCases: Array<{ name: string; B: number; V: number; temperature: number; topK: number; topP: number; make?: 'equal' | 'extreme' | 'peaked' }> = [
     { name: 'V1', B: 2, V: 1, temperature: 1, topK: 0, topP: 1 },
     { name: 'greedy', B: 5, V: 37, temperature: 0, topK: 0, topP: 1 },
     { name: 'T1 plain', B: 64, V: 53, temperature: 1, topK: 0, topP: 1 },
     { name: 'T0.7 top-k 5', B: 64, V: 101, temperature: 0.7, topK: 5, topP: 1 },
-    { name: 'T1.3 top-p 0.9', B: 64, V: 1009, temperature: 1.3, topK: 0, topP: 0.9 },
+    { name: 'T1.3 top-p 0.9 (wide nucleus)', B: 64, V: 1009, temperature: 1.3, topK: 0, topP: 0.9 },
+    { name: 'T0.7 top-p 0.95, peaked logits (narrow nucleus)', B: 32, V: 5003, temperature: 0.7, topK: 0, topP: 0.95, make: 'peaked' },
     { name: 'T0.8 top-k 40 top-p 0.5', B: 64, V: 211, temperature: 0.8, topK: 40, topP: 0.5 },
     { name: 'top-k 1', B: 8, V: 31, temperature: 1, topK: 1, topP: 1 },
     { name: 'all-equal logits, top-p 0.5', B: 64, V: 16, temperature: 1, topK: 0, topP: 0.5, make: 'equal' },
@@ -516,6 +517,7 @@ export function opTable(): OpCase[] {
       const r = rng(B * V + c.topK);
       let lg = randn(r, B * V, 2);
       if (c.make === 'equal') lg = new Float64Array(B * V).fill(0.25);
+      if (c.make === 'peaked') lg = randn(r, B * V, 6);
       if (c.make === 'extreme') lg = Float64Array.from({ length: B * V }, (_, i) => [1e4, -1e4, 0, 1e4 - 1, 9999.5][i % 5]!);
       const logits = mk(ctx, lg, [B, V], 'f32');
       const seed = 0x1234abcd5678n;
