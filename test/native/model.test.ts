@@ -468,6 +468,12 @@ describe('LoRA', () => {
     expect(m.paramNames()).toContain('base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight');
     expect(m.paramNames()).toContain('base_model.model.model.layers.0.mlp.up_proj.lora_B.weight');
     const withAdapter = await m.logprobs(batch);
+    // the KV-cache path applies the adapter too: its next-token log-probabilities match the packed forward
+    const first = Array.from(batch.tokens.slice(0, batch.cuSeqlens[1]!));
+    const c = await m.cache(first.slice(0, -1));
+    const lpNext = await m.nextLogprobs([c]);
+    expect(Math.abs(lpNext[first[first.length - 1]!]! - withAdapter[first.length - 2]!)).toBeLessThan(1e-5);
+    c.dispose();
     const adDir = join(tmp, 'lora-adapter');
     await m.saveAdapter(adDir);
     const m2 = await loadModel(baseDir, { device: 'cpu', lora: adDir });
