@@ -244,41 +244,51 @@ void CpuBackend::kv_write(const KvWriteParams& p) {
   }
 }
 
-// One item per (row, query head, new token): scores over its visible positions, then
-// softmax and the weighted sum of V (scratch of one context length per thread).
+// One item per (row, new token, kv head): the query heads of the group are scored
+// against each cache block's keys together (each key row is read once for the group),
+// then softmax and the weighted sum of the values, block by block. Scratch: one context
+// length of scores per head of the group, per thread.
 void CpuBackend::attention_decode(const DecodeAttentionParams& p) {
   if (p.Hkv <= 0 || p.Hq % p.Hkv != 0) throw_range("cpu attention_decode: Hq must be a multiple of Hkv");
-  const int64_t D = p.D, group = p.Hq / p.Hkv, row = p.Hkv * p.D;
+  const int64_t D = p.D, group = p.Hq / p.Hkv, row = p.Hkv * p.D, bs = p.block_size;
   const float *q = F(p.q), *kc = F(p.k_cache), *vc = F(p.v_cache);
   float* out = F(p.out);
   for (int64_t b = 0; b < p.B; ++b)
     if (p.ctx_lens[b] < p.n_new || p.ctx_lens[b] > p.max_blocks * p.block_size)
       throw_range("cpu attention_decode: ctx_lens out of range");
   const auto& kn = kernels();
-  const int64_t n_items = p.B * p.n_new * p.Hq;
-  int64_t maxlen = 0;
+  const int64_t n_items = p.B * p.n_new * p.Hkv;
+  int64_t maxlen = 1;
   for (int64_t b = 0; b < p.B; ++b) maxlen = std::max<int64_t>(maxlen, p.ctx_lens[b]);
-  cpu::pool().run([&](int tid, int nt) {
-    std::vector<float> s(static_cast<size_t>(std::max<int64_t>(1, maxlen))), acc(static_cast<size_t>(D));
-    for (int64_t it = tid; it < n_items; it += nt) {
-      const int64_t h = it % p.Hq, j = (it / p.Hq) % p.n_new, b = it / (p.Hq * p.n_new);
-      const int64_t kvh = h / group;
-      const int64_t npos = p.ctx_lens[b] - p.n_new + j + 1;  // positions 0 .. own
-      const float* qr = q + ((b * p.n_new + j) * p.Hq + h) * D;
-      const int32_t* bt = p.block_table + b * p.max_blocks;
-      for (int64_t t = 0; t < npos; ++t) {
-        int64_t off = (int64_t(bt[t / p.block_size]) * p.block_size + t % p.block_size) * row + kvh * D;
-        s[t] = kn.dot(qr, kc + off, D) * p.scale;
-      }
-      float mx = kn.max(s.data(), npos);
-      float sum = kn.exp_sub_sum(s.data(), s.data(), mx, npos);
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t t = 0; t < npos; ++t) {
-        int64_t off = (int64_t(bt[t / p.block_size]) * p.block_size + t % p.block_size) * row + kvh * D;
-        kn.axpy(acc.data(), vc + off, s[t], D);
-      }
-      float* orow = out + ((b * p.n_new + j) * p.Hq + h) * D;
-      for (int64_t d = 0; d < D; ++d) orow[d] = acc[d] / sum;
+  cpu::for_items(n_items, [&](int64_t it) {
+    thread_local std::vector<float> s, acc;
+    s.resize(static_cast<size_t>(group * maxlen));
+    acc.resize(static_cast<size_t>(group * D));
+    const int64_t kvh = it % p.Hkv, j = (it / p.Hkv) % p.n_new, b = it / (p.Hkv * p.n_new);
+    const int64_t npos = p.ctx_lens[b] - p.n_new + j + 1;  // positions 0 .. own
+    const float* qg = q + ((b * p.n_new + j) * p.Hq + kvh * group) * D;  // [group, D], contiguous
+    const int32_t* bt = p.block_table + b * p.max_blocks;
+    for (int64_t t0 = 0; t0 < npos; t0 += bs) {
+      const int64_t cnt = std::min(bs, npos - t0);
+      const float* kb = kc + int64_t(bt[t0 / bs]) * bs * row + kvh * D;
+      kn.rows_dot(s.data() + t0, maxlen, qg, group, kb, row, cnt, D, p.scale);
+    }
+    std::vector<float> sums(static_cast<size_t>(group));
+    for (int64_t h = 0; h < group; ++h) {
+      float* sh = s.data() + h * maxlen;
+      const float mx = kn.max(sh, npos);
+      sums[h] = kn.exp_sub_sum(sh, sh, mx, npos);
+    }
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t t0 = 0; t0 < npos; t0 += bs) {
+      const int64_t cnt = std::min(bs, npos - t0);
+      const float* vb = vc + int64_t(bt[t0 / bs]) * bs * row + kvh * D;
+      kn.mm_nn_acc(acc.data(), D, s.data() + t0, maxlen, vb, row, group, cnt, D, 1.0f);
+    }
+    for (int64_t h = 0; h < group; ++h) {
+      float* orow = out + ((b * p.n_new + j) * p.Hq + kvh * group + h) * D;
+      const float inv = 1.0f / sums[h];
+      for (int64_t d = 0; d < D; ++d) orow[d] = acc[h * D + d] * inv;
     }
   });
 }

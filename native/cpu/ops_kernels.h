@@ -32,6 +32,10 @@ struct OpKernels {
   // S[i*lds + j] = s * sum_d A[i*lda + d] * Bt[d*ldb + j]  for i < rows, j < cols
   void (*tile_scores)(float* S, int64_t lds, const float* A, int64_t lda, const float* Bt, int64_t ldb, int64_t rows,
                       int64_t cols, int64_t D, float s);
+  // out[h*ldo + p] = s * sum_d Q[h*D + d] * K[p*ldk + d]   (h < nq, p < n): a few query
+  // rows against n key rows (the decode path)
+  void (*rows_dot)(float* out, int64_t ldo, const float* Q, int64_t nq, const float* K, int64_t ldk, int64_t n,
+                   int64_t D, float s);
   // C[m*ldc + n] += alpha * sum_k A[m*lda + k] * B[k*ldb + n]   (m < M, k < K, n < N)
   void (*mm_nn_acc)(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
                     int64_t K, int64_t N, float alpha);
