@@ -5,6 +5,9 @@
 // reuses this table by passing { device: 'cuda:0', act: 'bf16' }). Every backward is
 // first checked against central finite differences of the float64 forward, then the
 // kernel's gradient against the float64 backward.
+//
+// Use (test/native/ops.test.ts does this per CPU kernel level):
+//   for (const c of opTable()) it(`${c.op}: ${c.name}`, () => c.run({ native, device: 'cuda:0', act: 'bf16' }));
 import { toFloat32, type NativeTensor } from '../../src/engine/tensor.js';
 import * as R from '../reference/ops64.js';
 
@@ -14,8 +17,6 @@ export interface Ctx {
   native: Native;
   device: string;
   act: 'f32' | 'bf16';
-  /** reduced sizes (sanitizer builds are ~5x slower) */
-  small: boolean;
 }
 export interface Tol {
   atol: number;

@@ -10,7 +10,6 @@ const native = addon();
 const info = native.info();
 const levels: string[] = info.cpu.available.filter((l: string) => l !== 'neon' || info.cpu.arch === 'arm64');
 const initial: string = info.cpu.kernels;
-const small = !!process.env.ITOOL_ASAN;
 const table = opTable();
 
 afterAll(() => {
@@ -19,7 +18,7 @@ afterAll(() => {
 
 for (const level of levels) {
   describe(`ops on cpu, kernels ${level}`, () => {
-    const ctx: Ctx = { native, device: 'cpu', act: 'f32', small };
+    const ctx: Ctx = { native, device: 'cpu', act: 'f32' };
     for (const c of table) {
       it(`${c.op}: ${c.name}`, async () => {
         expect(native.setCpuKernels(level)).toBe(level);
