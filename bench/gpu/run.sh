@@ -3,8 +3,8 @@
 # unpack node + node_modules carried in .device/ (see bench/gpu/pack.sh), build the addon
 # with CUDA (cuBLASLt from Python's nvidia packages when present, else the built-in GEMM),
 # run the GPU tests and the GPU benches against PyTorch, and write under $OUT:
-#   build.log, tests.log, tests.json (vitest), attention.json, loss.json, [train.json,
-#   generate.json when those benches exist], info.json, summary.md (the tables).
+#   build.log, tests.log, tests.json (vitest), attention.json, loss.json, e2e.json (SFT,
+#   SimPO, generation vs transformers), hf_check.json, info.json, summary.md (the tables).
 # Usage, from this machine:  bash bench/gpu/pack.sh, then the device tool with
 #   carry [".device", "dist"], command "bash bench/gpu/run.sh"
 # Environment: ITOOL_GPU_ARCH (default: the device's own, e.g. 90), ITOOL_GPU_SKIP_TESTS=1,
@@ -61,13 +61,20 @@ fi
 # ---- benches (each its own process: the loss bench measures the pool's growth)
 Q=""; [ "${ITOOL_GPU_QUICK:-0}" = 1 ] && Q="--quick"
 [ -f dist/cli/index.js ] || log "dist/ missing: carry dist (bench/gpu/pack.sh builds it)"
-for b in loss attention train generate; do
+for b in loss attention; do
   if [ -f "dist/bench/$b.js" ]; then
     log "bench $b"
     timeout 300 node bin/itool.js bench "$b" --device cuda --compare torch --json $Q > "$OUT/$b.json" 2> "$OUT/$b.log" \
       || log "bench $b failed (exit $?): $(tail -2 "$OUT/$b.log")"
   fi
 done
+# training steps and generation on a Qwen2.5-0.5B-shaped model vs transformers + PyTorch
+# (itool bench train|generate measure the CPU; this is their GPU counterpart)
+if [ -f dist/engine/index.js ]; then
+  log "bench e2e (SFT, SimPO, generation)"
+  timeout 400 node bench/gpu/e2e.mjs --device cuda:0 --compare torch $Q > "$OUT/e2e.json" 2> "$OUT/e2e.log" \
+    || log "bench e2e failed (exit $?): $(tail -2 "$OUT/e2e.log")"
+fi
 # ---- a model and a LoRA adapter saved by itool, loaded by transformers / PEFT
 if [ -f dist/engine/index.js ]; then
   log "transformers / PEFT interop"

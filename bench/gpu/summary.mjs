@@ -54,8 +54,17 @@ if (hf) {
   const a = hf.adapter ?? {};
   out.push(a.error ? `- adapter: FAILED (${a.error})` : `- adapter (peft ${a.peft}): max |logit diff| ${f(a.maxAbsDiff, 4)} (the adapter moves logits by ${f(a.adapterEffect, 3)}): ${a.ok ? 'ok' : 'FAILED'}`, '');
 }
-for (const b of ['train', 'generate']) {
-  const j = read(`${b}.json`);
-  if (j) out.push(`## ${b}`, '', '```json', JSON.stringify(j, null, 2).slice(0, 4000), '```', '');
+const e2e = read('e2e.json');
+if (e2e) {
+  out.push(`## Qwen2.5-0.5B-shaped model (${(e2e.params / 1e6).toFixed(0)}M parameters, random weights): training and generation`, '');
+  const t = e2e.torch && !e2e.torch.missing ? e2e.torch : undefined;
+  if (e2e.torch?.missing) out.push(`torch: not compared (${e2e.torch.missing})`, '');
+  else if (t) out.push(`peer: torch ${t.torch}, transformers ${t.transformers} (bf16 autocast, f32 master weights, fused AdamW; HF generate)`, '');
+  out.push('| workload | itool tok/s | itool MFU | torch tok/s | speed-up |', '|---|---|---|---|---|');
+  const row = (name, a, b, sp) => out.push(`| ${name} | ${f(a?.tokensPerSec, 0)} | ${a?.mfu !== undefined ? f(100 * a.mfu, 1) + '%' : '-'} | ${f(b?.tokensPerSec, 0)} | ${f(sp)}x |`);
+  row(`SFT step, ${e2e.batch} x ${e2e.seq} tokens`, e2e.sft, t?.sft, e2e.speedup?.sft);
+  row(`SimPO step, ${e2e.batch} pairs of ${e2e.seq / 2} + ${e2e.seq / 2}`, e2e.simpo, t?.simpo, e2e.speedup?.simpo);
+  row('generation, 64 branches x 50 tokens off a 512-token prompt', e2e.generate, t?.generate, e2e.speedup?.generate);
+  out.push('');
 }
 process.stdout.write(out.join('\n') + '\n');
