@@ -7,11 +7,19 @@ forward, mean negative log-likelihood over the target tokens, backward, global
 gradient-norm clipping, AdamW.
 
 Usage: /usr/bin/python3 bench/torch_peer.py REQUEST.json
-REQUEST: {"modelDir": str, "tokens": [[int]], "targets": [[int]] (-1: no target),
+Training REQUEST: {"modelDir": str, "tokens": [[int]], "targets": [[int]] (-1: no target),
           "steps": int, "lr": float, "maxGradNorm": float, "threads": int}
 Prints one JSON line: {"torch", "threads", "loss0", "secondsPerStep": [..], "peakRssBytes"}.
 loss0 is the loss of the first step, computed before any update, for the bench to check
 that both engines do the same work.
+
+Generation REQUEST: {"mode": "generate", "modelDir", "prompt": [int], "branches": int,
+          "newTokens": int, "temperature": float, "prefillBatch": int, "threads": int}
+The tree search's workload done the way Hugging Face generate does it: one KV cache per
+branch (the prompt prefilled for every branch, prefillBatch branches at a time), then
+newTokens batched decode steps sampling at the temperature. Prints {"torch", "seconds",
+"prefillSeconds", "generated", "promptLogprob0", "peakRssBytes"}; promptLogprob0 is the
+log-probability of prompt[1] after prompt[0], for the bench to check the same weights.
 
 Settings that make it fastest on a 2-core CPU (../shared/TOOLCHAIN.md): Debian's
 python3-torch with libopenblas0-pthread, torch.set_num_threads(1) (OpenBLAS threads
@@ -90,7 +98,7 @@ class Layer(torch.nn.Module):
         self.mlp.up_proj = torch.nn.Linear(H, I, bias=False)
         self.mlp.down_proj = torch.nn.Linear(I, H, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, past=None):
         B, T, _ = x.shape
         h = self.input_layernorm(x)
         at, mlp = self.self_attn, self.mlp
@@ -99,6 +107,11 @@ class Layer(torch.nn.Module):
         v = at.v_proj(h).view(B, T, self.nkv, self.d).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if past is not None:
+            if past[0] is not None:
+                k = torch.cat((past[0], k), dim=2)
+                v = torch.cat((past[1], v), dim=2)
+            past[0], past[1] = k, v
         rep = self.nh // self.nkv
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
@@ -124,16 +137,21 @@ class Decoder(torch.nn.Module):
         theta = float(c.get("rope_theta", 10000.0))
         self.inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
 
-    def forward(self, tokens):
+    def forward(self, tokens, past=None, start=0, last_only=False):
+        """logits [B, T, V] (or [B, V] of the last position); `past` (a list of [k, v] per
+        layer) is extended in place, `start` is the position of tokens[:, 0]."""
         B, T = tokens.shape
-        pos = torch.arange(T, dtype=torch.float32)
+        pos = torch.arange(start, start + T, dtype=torch.float32)
         ang = torch.outer(pos, self.inv_freq)
         emb = torch.cat((ang, ang), dim=-1)
         cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        mask = torch.full((T, T), float("-inf")).triu(1)
+        # causal over the new tokens; every new token sees all `start` cached ones
+        mask = torch.cat((torch.zeros(T, start), torch.full((T, T), float("-inf")).triu(1)), dim=1)
         x = self.embed_tokens(tokens)
-        for layer in self.layers:
-            x = layer(x, cos, sin, mask)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, None if past is None else past[i])
+        if last_only:
+            x = x[:, -1]
         x = self.norm(x)
         w = self.embed_tokens.weight if self.tied else self.lm_head.weight
         return x @ w.t()
@@ -160,10 +178,56 @@ def load(model_dir):
     return m
 
 
+@torch.no_grad()
+def generate(req):
+    m = load(req["modelDir"])
+    m.eval()
+    prompt = torch.tensor(req["prompt"], dtype=torch.long)
+    n_branch, n_new = int(req["branches"]), int(req["newTokens"])
+    temp = float(req.get("temperature", 1.0))
+    pb = max(1, int(req.get("prefillBatch", 8)))
+    L = len(m.layers)
+    gen = torch.Generator().manual_seed(0)
+    lp0 = float(torch.log_softmax(m(prompt[None, :2])[0, 0], dim=-1)[prompt[1]])
+    t0 = time.perf_counter()
+    # one cache per branch: the prompt prefilled for each, pb branches at a time
+    caches, last = [], []
+    for b0 in range(0, n_branch, pb):
+        nb = min(pb, n_branch - b0)
+        past = [[None, None] for _ in range(L)]
+        last.append(m(prompt[None].expand(nb, -1), past, 0, last_only=True))
+        caches.append(past)
+    past = [[torch.cat([c[i][j] for c in caches], dim=0) for j in range(2)] for i in range(L)]
+    logits = torch.cat(last, dim=0)
+    t_prefill = time.perf_counter() - t0
+    pos = prompt.shape[0]
+    generated = 0
+    for i in range(n_new):
+        probs = torch.softmax(logits / temp, dim=-1) if temp > 0 else None
+        nxt = torch.multinomial(probs, 1, generator=gen) if probs is not None else logits.argmax(-1, keepdim=True)
+        generated += n_branch
+        if i + 1 < n_new:  # the last sampled token needs no forward
+            logits = m(nxt, past, pos, last_only=True)
+            pos += 1
+    sec = time.perf_counter() - t0
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "seconds": sec,
+        "prefillSeconds": t_prefill,
+        "generated": generated,
+        "promptLogprob0": lp0,
+        "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
+
+
 def main():
     with open(sys.argv[1]) as f:
         req = json.load(f)
     torch.set_num_threads(int(req.get("threads", 1)))
+    if req.get("mode") == "generate":
+        print(json.dumps(generate(req)))
+        return
     torch.manual_seed(0)
     m = load(req["modelDir"])
     tokens = torch.tensor(req["tokens"], dtype=torch.long)

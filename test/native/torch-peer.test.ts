@@ -1,12 +1,14 @@
 // `itool bench train --compare torch` (src/bench/train_compare.ts, bench/torch_peer.py):
 // the PyTorch peer computes the same step-0 loss as itool on a tiny Qwen2-style shape
-// (QKV bias, GQA, tied embeddings) from itool's saved initial weights; and the --quick
-// form prints a well-formed table without the peer.
+// (QKV bias, GQA, tied embeddings) from itool's saved initial weights; the generation
+// peer reads the same weights; and the --quick forms print well-formed tables without
+// the peer.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runItoolGenerate, runPeerGenerate } from '../../src/bench/generate.js';
 import { LOSS_RTOL, runItool, runPeer, SHAPES } from '../../src/bench/train_compare.js';
 import { repoRoot } from '../helpers/native.js';
 
@@ -35,6 +37,38 @@ describe('bench train --compare torch', () => {
       }
     },
   );
+
+  it.skipIf(!torchOk || asan)(
+    `generate: the peer runs the same weights and decodes every branch (skipped without torch: apt-get install -y python3-torch libopenblas0-pthread; and under ASan)`,
+    async () => {
+      const tiny = SHAPES.find((s) => s.name === 'tiny')!;
+      const w = { branches: 3, promptTokens: 9, newTokens: 4 };
+      const dir = mkdtempSync(join(tmpdir(), 'itool-peer-gen-test-'));
+      try {
+        const it = await runItoolGenerate(tiny, w, dir);
+        const peer = runPeerGenerate(tiny, w, dir);
+        if (!peer.ok) throw new Error(peer.reason);
+        expect(it.generated).toBe(12);
+        expect(peer.r.generated).toBe(12);
+        expect(it.promptLogprob0).toBeLessThan(0);
+        expect(Math.abs(peer.r.promptLogprob0 - it.promptLogprob0)).toBeLessThanOrEqual(1e-4);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it('generate --quick prints a table without the peer', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'generate', '--quick', '--compare', 'torch', '--json'], {
+      encoding: 'utf8',
+      env: process.env,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { rows: Array<{ engine: string; tokensPerSecond: number; branches: number }> };
+    expect(out.rows.map((x) => x.engine)).toEqual(['itool']);
+    expect(out.rows[0]!.branches).toBe(4);
+    expect(out.rows[0]!.tokensPerSecond).toBeGreaterThan(0);
+  });
 
   it('--quick prints itool rows without the peer', () => {
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'train', '--compare', 'torch', '--quick', '--json'], {
