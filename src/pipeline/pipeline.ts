@@ -277,7 +277,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
           curriculum: false,
           batchTokens: perStep,
           maxSteps: itoolSteps,
-          epochs: 1000,
+          // enough passes for maxSteps steps (a sample has at least 16 tokens)
+          epochs: Math.max(1, Math.ceil((itoolSteps * perStep) / (input.train.length * 16)) + 1),
           outDir: dir,
           resume: true,
           phase: 'baseline',
