@@ -390,14 +390,11 @@ describe('training', () => {
     const s = await m.step({ lr: 1e-3, maxGradNorm: 1e-3 });
     expect(s.skipped).toBe(false);
     expect(Math.abs(s.gradNorm - Math.sqrt(ss)) / Math.sqrt(ss)).toBeLessThan(1e-5);
-    const name = 'model.layers.0.mlp.up_proj.weight';
-    const w = m.getParam(name);
-    w[0] = NaN;
-    m.setParam(name, w);
+    // finite but huge upstream gradients overflow to Inf inside backward
     const before = m.paramNames().map((n) => m.getParam(n));
     m.zeroGrad();
     await m.forward(batch, { train: true });
-    await m.backward(dl);
+    await m.backward(new Float32Array(dl.length).fill(-3e38));
     const s2 = await m.step({ lr: 1e-3 });
     expect(s2.skipped).toBe(true);
     m.paramNames().forEach((n, i) => expect(m.getParam(n), n).toEqual(before[i]));
