@@ -134,3 +134,19 @@ describe('self-judgement through the policy', () => {
     expect(policy.live).toBe(0);
   });
 });
+
+describe('whole-answer sampling (the no-search ablation)', () => {
+  it('depth 1, one simulation and a pattern that never matches give whole sampled answers and one pair per sample', async () => {
+    const policy = new FakePolicy(2);
+    const { results } = await searchTrees(policy, [task('a', [6]), task('b', [7])], { ...base, numActions: 6, simulations: 1, maxDepth: 1, stepPattern: /(?!)/g, maxTokens: 64 });
+    for (const r of results) {
+      expect(r.root.children.length).toBe(6);
+      for (const c of r.root.children) {
+        expect(c.terminal).toBe(true);
+        expect(c.text).toMatch(/^[xyz], [xyz], $/);
+      }
+      expect(r.pairs.length).toBe(1);
+      expect(r.pairs[0].prefixIds).toEqual([]);
+    }
+  });
+});
