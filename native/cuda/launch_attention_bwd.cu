@@ -7,7 +7,8 @@
 namespace itool {
 namespace cuda {
 
-void build_tile_map(Ctx& c, const int32_t* cu, int64_t nseq, int64_t T, int tile, Scratch& map, int64_t& cap);
+void build_tile_map(Ctx& c, const int32_t* cu, int64_t nseq, int64_t T, int tile, Scratch& map, int64_t& cap,
+                    bool reverse);
 
 static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
@@ -21,7 +22,7 @@ static void run_bwd(Ctx& c, AttnBwdArgs a, const AttentionParams& p) {
   {
     Scratch map(c, ((p.T + Cfg::BC - 1) / Cfg::BC + p.nseq + 1) * sizeof(int2));
     int64_t cap = 0;
-    build_tile_map(c, p.cu_seqlens, p.nseq, p.T, Cfg::BC, map, cap);
+    build_tile_map(c, p.cu_seqlens, p.nseq, p.T, Cfg::BC, map, cap, false);  // early key tiles: most work
     a.map = map.as<int2>();
     check(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::KV_SMEM),
           "attention_backward: cudaFuncSetAttribute");
@@ -37,7 +38,7 @@ static void run_bwd(Ctx& c, AttnBwdArgs a, const AttentionParams& p) {
   {
     Scratch map(c, ((p.T + Cfg::QR - 1) / Cfg::QR + p.nseq + 1) * sizeof(int2));
     int64_t cap = 0;
-    build_tile_map(c, p.cu_seqlens, p.nseq, p.T, Cfg::QR, map, cap);
+    build_tile_map(c, p.cu_seqlens, p.nseq, p.T, Cfg::QR, map, cap, true);  // late query tiles: most work
     a.map = map.as<int2>();
     check(cudaFuncSetAttribute(attn_bwd_dq_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::DQ_SMEM),
           "attention_backward: cudaFuncSetAttribute");

@@ -11,11 +11,12 @@ namespace cuda {
 static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // Shared with the backward launcher (declared there too).
-void build_tile_map(Ctx& c, const int32_t* cu, int64_t nseq, int64_t T, int tile, Scratch& map, int64_t& cap) {
+void build_tile_map(Ctx& c, const int32_t* cu, int64_t nseq, int64_t T, int tile, Scratch& map, int64_t& cap,
+                    bool reverse) {
   cap = (T + tile - 1) / tile + nseq;
   if (cap < 1) cap = 1;
   if (cap > 2147483647LL) throw_range("cuda: attention: too many tiles");
-  tile_map_kernel<<<1, 1, 0, c.stream>>>(cu, nseq, T, tile, map.as<int2>(), cap, c.err);
+  tile_map_kernel<<<1, 1, 0, c.stream>>>(cu, nseq, T, tile, map.as<int2>(), cap, c.err, reverse);
   check_launch("attention tile map");
 }
 
@@ -37,7 +38,7 @@ void attention_forward(Ctx& c, const AttentionParams& p) {
   if (p.Hq > 65535) throw_range("cuda: attention_forward: Hq too large");
   Scratch map(c, ((p.T + 63) / 64 + p.nseq + 1) * sizeof(int2));
   int64_t cap = 0;
-  build_tile_map(c, p.cu_seqlens, p.nseq, p.T, AttnFwdCfg<64>::BR, map, cap);
+  build_tile_map(c, p.cu_seqlens, p.nseq, p.T, AttnFwdCfg<64>::BR, map, cap, true);
   AttnFwdArgs a{};
   a.T = p.T; a.Hq = p.Hq; a.Hkv = p.Hkv; a.D = p.D;
   a.cu = p.cu_seqlens;

@@ -10,8 +10,10 @@ namespace cuda {
 // Writes map[i] = (sequence, first token) for every tile of `tile` tokens of every
 // sequence; unused entries get (-1, 0). Validates cu_seqlens (0 = cu[0] <= ... <= cu[nseq] = T).
 // One thread: nseq is small next to the attention work.
-static __global__ void tile_map_kernel(const int32_t* cu, int64_t nseq, int64_t T, int tile, int2* map, int64_t cap,
-                                int* err) {
+static // With `reverse`, the entries are listed last tile first: for causal attention the tiles
+// late in a sequence carry the most work, and blocks start in index order.
+__global__ void tile_map_kernel(const int32_t* cu, int64_t nseq, int64_t T, int tile, int2* map, int64_t cap,
+                                int* err, bool reverse) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   int64_t n = 0;
   bool ok = cu[0] == 0 && cu[nseq] == T;
@@ -27,6 +29,12 @@ static __global__ void tile_map_kernel(const int32_t* cu, int64_t nseq, int64_t 
     set_error(err, kErrSeqlens);
     n = 0;
   }
+  if (reverse)
+    for (int64_t i = 0, j = n - 1; i < j; ++i, --j) {
+      const int2 t = map[i];
+      map[i] = map[j];
+      map[j] = t;
+    }
   for (int64_t i = n; i < cap; ++i) map[i] = make_int2(-1, 0);
 }
 
