@@ -1,6 +1,7 @@
 // GEMM launcher: cuBLASLt when the build found cuBLAS (ITOOL_WITH_CUBLAS), the
 // built-in tensor-core kernel (kernels/gemm.cuh) otherwise or for operand types
 // cuBLASLt is not given here.
+#include <mutex>
 #include <string>
 #include "kernels/gemm.cuh"
 #include "launch.h"
@@ -45,7 +46,9 @@ static cudaDataType_t lt_type(DType t) {
 // cuBLASLt that cannot start (a library of another CUDA major, say) leaves the built-in
 // GEMM in charge instead of failing every product.
 static bool g_blas_broken = false;
+static std::mutex g_blas_mu;
 void blas_init(Ctx& c) {
+  std::lock_guard<std::mutex> lk(g_blas_mu);
   if (c.blas || g_blas_broken) return;
   cublasLtHandle_t h = nullptr;
   if (cublasLtCreate(&h) != CUBLAS_STATUS_SUCCESS) {
