@@ -585,10 +585,9 @@ Napi::Value PreferenceLoss(const Napi::CallbackInfo& info) {
         std::vector<float> hv(static_cast<size_t>(P));
         if (P) tt.storage->backend->copy_to_host(hv.data(), tt.data(), P * 4);
         for (int64_t i = 0; i < P; ++i)
-          if (!(hv[i] < 0.f))
+          if (!(hv[i] <= 0.f))
             a.range(std::string("argument '") + key + "'[" + std::to_string(i) +
-                    "] must be a log-probability sum < 0 for ORPO (log-odds of a probability of 1 are infinite), got " +
-                    std::to_string(hv[i]));
+                    "] must be a log-probability sum (<= 0) for ORPO, got " + std::to_string(hv[i]));
       }
     }
   } else {

@@ -169,6 +169,7 @@ struct LogprobParams {
 //   SimPO: z = beta*(c/|c| - r/|r|) - gamma; loss = -log σ(z)
 //   ORPO:  mc = c/|c|, mr = r/|r|; lo = log(p/(1-p)) with log p = m; 
 //          loss = -mc + lambda * (-log σ(lo(mc) - lo(mr)))
+//          (mc, mr are clamped to at most -1e-6 so that the log-odds stay finite)
 // Outputs per pair (write): loss, d_chosen = dloss/dc, d_rejected = dloss/dr,
 // chosen_reward / rejected_reward (beta*(c - rc) for DPO/IPO, beta*c/|c| for SimPO,
 // log-odds for ORPO).

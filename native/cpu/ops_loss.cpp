@@ -1,5 +1,6 @@
 // Preference losses on per-sequence log-probability sums (see PreferenceParams in
 // core/ops.h for the formulas), computed per pair in double, with their gradients.
+#include <algorithm>
 #include <cmath>
 #include "ops_common.h"
 
@@ -61,13 +62,14 @@ void CpuBackend::preference_loss(const PreferenceParams& p) {
       case PrefLoss::ORPO: {
         const double lc = p.chosen_len[i], lr = p.rejected_len[i];
         if (!(lc > 0) || !(lr > 0)) throw_range("cpu preference_loss: lengths must be > 0");
-        const double mc = c / lc, mr = r / lr;
+        // log-odds are infinite at probability 1: averages are clamped to at most -1e-6
+        const double mc = std::min(c / lc, -1e-6), mr = std::min(r / lr, -1e-6);
         const double oc = log_odds(mc), orr = log_odds(mr);
         const double z = oc - orr;
         loss = -mc - lambda * log_sigmoid(z);
         const double dz = -lambda * sigmoid(-z);
-        dc = (-1.0 + dz * dlog_odds(mc)) / lc;
-        dr = (-dz * dlog_odds(mr)) / lr;
+        dc = c / lc < -1e-6 ? (-1.0 + dz * dlog_odds(mc)) / lc : 0.0;  // no gradient through the clamp
+        dr = r / lr < -1e-6 ? (-dz * dlog_odds(mr)) / lr : 0.0;
         cr = oc;
         rr = orr;
         break;

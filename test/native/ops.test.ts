@@ -106,7 +106,7 @@ describe('src/engine/ops.ts wrappers', () => {
   it('bad arguments become rejections naming op and argument', async () => {
     const x = tensor(Float32Array.from([1, 2]), [2]);
     await expect(ops.add({ a: x, b: tensor(Float32Array.from([1]), [1]) })).rejects.toThrow(/ops.add: argument 'b' must have shape \[2\]/);
-    await expect(ops.preferenceLoss({ kind: 'orpo', chosen: x, rejected: x, chosenLen: x, rejectedLen: x })).rejects.toThrow(/ops.preferenceLoss: argument 'chosen'\[0\] must be a log-probability sum < 0/);
+    await expect(ops.preferenceLoss({ kind: 'orpo', chosen: x, rejected: x, chosenLen: x, rejectedLen: x })).rejects.toThrow(/ops.preferenceLoss: argument 'chosen'\[0\] must be a log-probability sum \(<= 0\)/);
     await expect(ops.preferenceLoss({ kind: 'dpo' as never, chosen: x, rejected: x })).rejects.toThrow(/argument 'refChosen' is required/);
   });
 });
@@ -196,4 +196,17 @@ describe('argument validation: one bad field at a time on otherwise valid calls'
       }
     });
   }
+});
+
+describe('ORPO at probability 1', () => {
+  it('a log-prob sum of exactly 0 gives a finite loss and gradient (average clamped to -1e-6)', async () => {
+    const chosen = tensor(Float32Array.from([0, -3]), [2]);
+    const rejected = tensor(Float32Array.from([-2, 0]), [2]);
+    const len = tensor(Float32Array.from([1, 2]), [2]);
+    const out = await ops.preferenceLoss({ kind: 'orpo', lambda: 0.5, chosen, rejected, chosenLen: len, rejectedLen: len });
+    for (const k of ['loss', 'dChosen', 'dRejected', 'chosenReward', 'rejectedReward'] as const)
+      for (const v of out[k].toArray() as Float32Array) expect(Number.isFinite(v), k).toBe(true);
+    // pair 0: mc clamped to -1e-6 -> log-odds = -1e-6 - log(1 - e^-1e-6) ~ 13.8155
+    expect((out.chosenReward.toArray() as Float32Array)[0]).toBeCloseTo(-1e-6 - Math.log(-Math.expm1(-1e-6)), 3);
+  });
 });

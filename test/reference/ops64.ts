@@ -245,7 +245,8 @@ export function prefLoss(a: PrefArgs, c: number, r: number, cl: number, rl: numb
       return { loss: -logSigmoid(z), cr: (a.beta * c) / cl, rr: (a.beta * r) / rl };
     }
     case 'orpo': {
-      const mc = c / cl, mr = r / rl;
+      // averages clamped to at most -1e-6 (log-odds are infinite at probability 1)
+      const mc = Math.min(c / cl, -1e-6), mr = Math.min(r / rl, -1e-6);
       const lc = logOdds(mc), lr = logOdds(mr);
       return { loss: -mc + a.lambda * -logSigmoid(lc - lr), cr: lc, rr: lr };
     }
@@ -271,11 +272,12 @@ export function prefGrad(a: PrefArgs, c: number, r: number, cl: number, rl: numb
       return { dc: (dz * a.beta) / cl, dr: (-dz * a.beta) / rl };
     }
     case 'orpo': {
-      const mc = c / cl, mr = r / rl;
+      const mc = Math.min(c / cl, -1e-6), mr = Math.min(r / rl, -1e-6);
       const z = logOdds(mc) - logOdds(mr);
       const dl = (m: number): number => -1 / Math.expm1(m); // d logOdds / dm
       const dz = -a.lambda * sg(-z);
-      return { dc: (-1 + dz * dl(mc)) / cl, dr: (-dz * dl(mr)) / rl };
+      // no gradient through a clamped average
+      return { dc: c / cl < -1e-6 ? (-1 + dz * dl(mc)) / cl : 0, dr: r / rl < -1e-6 ? (-dz * dl(mr)) / rl : 0 };
     }
   }
 }
