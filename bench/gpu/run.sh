@@ -56,6 +56,11 @@ if [ "${ITOOL_GPU_SKIP_TESTS:-0}" != 1 ]; then
   log "GPU tests"
   timeout 420 npx vitest run --config test/gpu/vitest.config.ts --reporter=default --reporter=json --outputFile="$OUT/tests.json" > "$OUT/tests.log" 2>&1
   log "GPU tests exit $? ($(grep -E 'Tests ' "$OUT/tests.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g'))"
+  if [ "$BUILD" = build/gpu-cublas ]; then
+    # the op tests again with cuBLASLt kept out, so that the built-in GEMM kernels are checked too
+    ITOOL_CUDA_GEMM=builtin timeout 240 npx vitest run --config test/gpu/vitest.config.ts test/gpu/ops.test.ts > "$OUT/tests-builtin-gemm.log" 2>&1
+    log "GPU op tests with the built-in GEMM exit $? ($(grep -E 'Tests ' "$OUT/tests-builtin-gemm.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g'))"
+  fi
 fi
 
 # ---- benches (each its own process: the loss bench measures the pool's growth)

@@ -1,6 +1,7 @@
 // GEMM launcher: cuBLASLt when the build found cuBLAS (ITOOL_WITH_CUBLAS), the
 // built-in tensor-core kernel (kernels/gemm.cuh) otherwise or for operand types
 // cuBLASLt is not given here.
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include "kernels/gemm.cuh"
@@ -133,7 +134,12 @@ static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 void gemm(Ctx& c, const GemmParams& p) {
   if (p.M == 0 || p.N == 0 || p.batch == 0) return;
 #ifdef ITOOL_WITH_CUBLAS
-  if (gemm_lt(c, p)) return;
+  // ITOOL_CUDA_GEMM=builtin keeps cuBLASLt out (tests of the built-in kernels, comparisons)
+  static const bool builtin_only = [] {
+    const char* e = std::getenv("ITOOL_CUDA_GEMM");
+    return e && std::string(e) == "builtin";
+  }();
+  if (!builtin_only && gemm_lt(c, p)) return;
 #endif
   GemmArgs a{};
   a.M = p.M; a.N = p.N; a.K = p.K;
