@@ -129,7 +129,8 @@ void CpuBackend::rmsnorm_backward(const RmsNormParams& p) {
 
 // ------------------------------------------------------------------ RoPE
 // cos/sin of pos * inv_freq[i] for positions [0, npos), cached across calls for the
-// same inv_freq (the model calls rope 4 times per layer with one inv_freq). Entries are
+// same inv_freq (the model calls rope 4 times per layer with one inv_freq; the last 4
+// inv_freq vectors are kept). Entries are
 // computed exactly as the direct path would: f32 angle, cos/sin in double, rounded.
 namespace {
 struct RopeTable {
@@ -138,7 +139,7 @@ struct RopeTable {
   std::vector<float> cs, sn;  // [npos, half]
 };
 std::mutex rope_mu;
-std::shared_ptr<const RopeTable> rope_cache;
+std::vector<std::shared_ptr<const RopeTable>> rope_cache;  // most recent first, at most 4 (models with other inv_freq)
 
 inline void rope_angles(float pos, const float* invf, int64_t half, float* cs, float* sn) {
   for (int64_t i = 0; i < half; ++i) {
@@ -150,25 +151,36 @@ inline void rope_angles(float pos, const float* invf, int64_t half, float* cs, f
 
 std::shared_ptr<const RopeTable> rope_table(const float* invf, int64_t half, int64_t maxpos) {
   std::lock_guard<std::mutex> lk(rope_mu);
-  auto c = rope_cache;
-  bool same = c && int64_t(c->invf.size()) == half && std::memcmp(c->invf.data(), invf, half * sizeof(float)) == 0;
-  if (same && c->npos > maxpos) return c;
-  auto t = std::make_shared<RopeTable>();
-  t->invf.assign(invf, invf + half);
-  t->npos = std::max<int64_t>(maxpos + 1, same ? c->npos : 0);
-  t->npos = (t->npos + 255) / 256 * 256;
-  t->cs.resize(static_cast<size_t>(t->npos * half));
-  t->sn.resize(static_cast<size_t>(t->npos * half));
-  int64_t from = 0;
-  if (same) {  // keep the rows already computed
-    std::copy(c->cs.begin(), c->cs.end(), t->cs.begin());
-    std::copy(c->sn.begin(), c->sn.end(), t->sn.begin());
-    from = c->npos;
+  std::shared_ptr<const RopeTable> c;
+  size_t at = 0;
+  for (; at < rope_cache.size(); ++at) {
+    const auto& e = rope_cache[at];
+    if (int64_t(e->invf.size()) == half && std::memcmp(e->invf.data(), invf, half * sizeof(float)) == 0) {
+      c = e;
+      break;
+    }
   }
-  for (int64_t p = from; p < t->npos; ++p)
-    rope_angles(static_cast<float>(p), invf, half, t->cs.data() + p * half, t->sn.data() + p * half);
-  rope_cache = t;
-  return t;
+  if (c) rope_cache.erase(rope_cache.begin() + at);
+  if (!c || c->npos <= maxpos) {
+    auto t = std::make_shared<RopeTable>();
+    t->invf.assign(invf, invf + half);
+    t->npos = std::max<int64_t>(maxpos + 1, c ? c->npos : 0);
+    t->npos = (t->npos + 255) / 256 * 256;
+    t->cs.resize(static_cast<size_t>(t->npos * half));
+    t->sn.resize(static_cast<size_t>(t->npos * half));
+    int64_t from = 0;
+    if (c) {  // keep the rows already computed
+      std::copy(c->cs.begin(), c->cs.end(), t->cs.begin());
+      std::copy(c->sn.begin(), c->sn.end(), t->sn.begin());
+      from = c->npos;
+    }
+    for (int64_t p = from; p < t->npos; ++p)
+      rope_angles(static_cast<float>(p), invf, half, t->cs.data() + p * half, t->sn.data() + p * half);
+    c = t;
+  }
+  rope_cache.insert(rope_cache.begin(), c);
+  if (rope_cache.size() > 4) rope_cache.pop_back();
+  return c;
 }
 }  // namespace
 
