@@ -64,7 +64,7 @@ void preference_loss(Ctx& c, const PreferenceParams& p) {
   preference_kernel<<<grid_for(p.P, 128), 128, 0, c.stream>>>(
       (int)p.kind, p.P, p.beta, p.gamma, p.label_smoothing, p.lambda, p.chosen, p.rejected, p.chosen_len,
       p.rejected_len, p.ref_chosen, p.ref_rejected, p.loss, p.d_chosen, p.d_rejected, p.chosen_reward,
-      p.rejected_reward);
+      p.rejected_reward, c.err);
   check_launch("preference_loss");
 }
 

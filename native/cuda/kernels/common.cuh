@@ -23,6 +23,7 @@ enum : int {
   kErrKvSlot = 3,       // kv_write / decode: position outside the block table, or a bad block id
   kErrSeqlens = 4,      // attention: cu_seqlens not non-decreasing within [0, T]
   kErrPosition = 5,     // rope: negative position
+  kErrLength = 6,       // preference_loss: a sequence length <= 0
 };
 
 __device__ __forceinline__ void set_error(int* err, int code) {

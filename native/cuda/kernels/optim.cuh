@@ -63,7 +63,8 @@ __device__ __forceinline__ double log_odds(double m) { return m - log(-expm1(m))
 
 __global__ void preference_kernel(int kind, int64_t P, float beta, float gamma, float ls, float lambda,
                                   const float* c, const float* r, const float* cl, const float* rl, const float* rc,
-                                  const float* rr, float* loss, float* dc, float* dr, float* crw, float* rrw) {
+                                  const float* rr, float* loss, float* dc, float* dr, float* crw, float* rrw,
+                                  int* err) {
   const int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (i >= P) return;
   const double C = c[i], R = r[i], B = beta;
@@ -95,7 +96,9 @@ __global__ void preference_kernel(int kind, int64_t P, float beta, float gamma, 
     gR = -dz * B / lr;
   } else {  // ORPO
     const double lc = cl[i], lr = rl[i];
-    const double mc = C / lc, mr = R / lr;
+    // log-odds are infinite at probability 1: averages clamped to at most -1e-6, no
+    // gradient through the clamp (as the CPU engine, ops.h)
+    const double mc = fmin(C / lc, -1e-6), mr = fmin(R / lr, -1e-6);
     const double oc = log_odds(mc), orr = log_odds(mr);
     rwc = oc;
     rwr = orr;
@@ -103,10 +106,12 @@ __global__ void preference_kernel(int kind, int64_t P, float beta, float gamma, 
     L = -mc - lambda * log_sigmoid(x);
     const double dx = -lambda * sigmoid_d(-x);
     // d log_odds / dm = 1 / (1 - e^m)
-    const double dmc = -1.0 + dx / (-expm1(mc));
-    const double dmr = -dx / (-expm1(mr));
-    gC = dmc / lc;
-    gR = dmr / lr;
+    gC = C / lc < -1e-6 ? (-1.0 + dx / (-expm1(mc))) / lc : 0.0;
+    gR = R / lr < -1e-6 ? (-dx / (-expm1(mr))) / lr : 0.0;
+  }
+  if ((kind == 2 || kind == 3) && !(cl[i] > 0.f && rl[i] > 0.f)) {
+    set_error(err, kErrLength);
+    L = gC = gR = rwc = rwr = NAN;
   }
   if (loss) loss[i] = (float)L;
   if (dc) dc[i] = (float)gC;
