@@ -33,6 +33,8 @@ export interface DemoOptions {
 }
 
 export interface DemoSize {
+  /** what the BPE merges are learned from: the prompts' structure only (default) or whole samples */
+  tokenizerCorpus?: 'structure' | 'full';
   trainSamples: number;
   testSamples: number;
   vocabSize: number;
@@ -137,6 +139,25 @@ const COMPACT_TOOLS = `{%- if tools %}
  */
 export const DEMO_TEMPLATE = COMPACT_TOOLS + HERMES_TEMPLATE.slice(HERMES_TEMPLATE.indexOf('{%- for message in messages %}'));
 
+/**
+ * Text the demo tokenizer learns its merges from: the prompts' structure only (the tool
+ * lines, the template's fixed text and the call syntax), never the user's words or the
+ * argument values. Values then stay in short pieces that read the same in the query and in
+ * the call, so a model trained from scratch can learn to copy them (and copy values it has
+ * never seen) instead of learning one query-token → call-token mapping per value.
+ */
+export function structureCorpus(samples: readonly Sample[], template = DEMO_TEMPLATE): string[] {
+  const tpl = new ChatTemplate(template, 'demo chat template');
+  const out = new Set<string>();
+  for (const s of samples) {
+    const calls = s.messages.flatMap((m) => (m.role === 'assistant' && m.toolCalls ? m.toolCalls : []));
+    // tools, a placeholder question, and each call with its argument names but no values
+    const stub = calls.map((c) => ({ name: c.name, arguments: Object.fromEntries(Object.keys(c.arguments).map((k) => [k, 0])) }));
+    out.add(tpl.render([{ role: 'user', content: '?' }, { role: 'assistant', toolCalls: stub.length ? stub : undefined, content: stub.length ? undefined : 'None of the available tools can help with that.' }], { tools: s.tools }));
+  }
+  return [...out];
+}
+
 /** Text the tokenizer learns from: every training sample rendered through the chat template. */
 export function tokenizerCorpus(samples: readonly Sample[], template = DEMO_TEMPLATE): string[] {
   const tpl = new ChatTemplate(template, 'demo chat template');
@@ -170,7 +191,7 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const tokDir = join(o.out, 'tokenizer');
   if (!existsSync(join(tokDir, 'tokenizer_config.json'))) {
     const t1 = performance.now();
-    const bpe = trainBpe({ corpus: tokenizerCorpus(train), vocabSize: size.vocabSize, seed: o.seed, chatTemplate: DEMO_TEMPLATE });
+    const bpe = trainBpe({ corpus: size.tokenizerCorpus === 'full' ? tokenizerCorpus(train) : structureCorpus(train), vocabSize: size.vocabSize, seed: o.seed, chatTemplate: DEMO_TEMPLATE });
     writeTokenizer(tokDir, bpe);
     log(`tokenizer: byte-level BPE, ${bpe.merges} merges, ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   }
