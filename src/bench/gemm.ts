@@ -8,6 +8,7 @@
 // for that process only, and adds numpy's GFLOP/s and the ratio itool/numpy per row.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadNative, packageRoot } from '../engine/native.js';
 
@@ -36,6 +37,8 @@ export interface GemmRow {
 export interface GemmReport {
   kernel: string;
   threadsAvailable: number;
+  /** 1-minute load average of the machine before and after the run (other work skews every figure) */
+  loadAverage?: { before: number; after: number };
   rows: GemmRow[];
   numpy?: { version: string; openblas: string | null; corename: string | null } | { missing: string };
 }
@@ -212,6 +215,7 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
   const info = native.gemmInfo();
   const rows: GemmRow[] = [];
   const report: GemmReport = { kernel: info.kernel, threadsAvailable: info.threads, rows };
+  const before = loadavg()[0]!;
   let peer: NumpyPeer | null = null;
   if (o.compare === 'numpy') {
     const p = await NumpyPeer.start();
@@ -255,6 +259,7 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
   } finally {
     peer?.close();
   }
+  report.loadAverage = { before, after: loadavg()[0]! };
   return report;
 }
 
@@ -355,6 +360,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const lines = [`itool gemm: kernel ${rep.kernel}, pool of ${rep.threadsAvailable} threads`];
+  if (rep.loadAverage)
+    lines.push(`machine load average ${rep.loadAverage.before.toFixed(1)} before, ${rep.loadAverage.after.toFixed(1)} after (above ~0.5 other work is sharing the cores)`);
   if (rep.numpy && 'missing' in rep.numpy) lines.push(`numpy: not compared (${rep.numpy.missing})`);
   else if (rep.numpy) lines.push(`numpy ${rep.numpy.version}, ${rep.numpy.openblas ?? 'BLAS unknown'}, kernel ${rep.numpy.corename ?? 'unknown'}`);
   lines.push('', formatGemmTable(rep));
