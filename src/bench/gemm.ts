@@ -47,20 +47,21 @@ export const SQUARE: GemmShape[] = [256, 512, 1024, 2048].map((s) => ({ name: `s
 
 // The model's products (x W^T forward, dY W and dY^T X backward) at 2048 tokens for the
 // `base` shape (hidden 768, 12 heads, 4 kv heads of 64, intermediate 2048, vocab 32000)
-// and the `small` one (hidden 256, intermediate 704, vocab 8192), and decoding rows.
+// and the `small` one (hidden 256, intermediate 704, vocab 8192), the fused LM head's
+// chunks (cpu logprob: 512 rows at vocab 32000, 1024 at 8192), and decoding rows.
 export const MODEL: GemmShape[] = [
   { name: 'base q/o proj', m: 2048, n: 768, k: 768, transB: true },
   { name: 'base k/v proj', m: 2048, n: 256, k: 768, transB: true },
   { name: 'base gate/up', m: 2048, n: 2048, k: 768, transB: true },
   { name: 'base down', m: 2048, n: 768, k: 2048, transB: true },
-  { name: 'base lm head chunk', m: 256, n: 32000, k: 768, transB: true },
+  { name: 'base lm head chunk', m: 512, n: 32000, k: 768, transB: true },
   { name: 'base down dX', m: 2048, n: 2048, k: 768 },
   { name: 'base down dW', m: 768, n: 2048, k: 2048, transA: true },
-  { name: 'base lm head dhidden', m: 256, n: 768, k: 32000 },
-  { name: 'base lm head dW', m: 32000, n: 768, k: 256, transA: true },
+  { name: 'base lm head dhidden', m: 512, n: 768, k: 32000 },
+  { name: 'base lm head dW', m: 32000, n: 768, k: 512, transA: true },
   { name: 'small gate/up', m: 2048, n: 704, k: 256, transB: true },
   { name: 'small down', m: 2048, n: 256, k: 704, transB: true },
-  { name: 'small lm head chunk', m: 256, n: 8192, k: 256, transB: true },
+  { name: 'small lm head chunk', m: 1024, n: 8192, k: 256, transB: true },
   { name: 'decode 1 row', m: 1, n: 2048, k: 768, transB: true },
   { name: 'decode 64 rows', m: 64, n: 2048, k: 768, transB: true },
 ];
