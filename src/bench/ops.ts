@@ -65,7 +65,16 @@ function randn(n: number, seed: number, s = 1): Float32Array {
   return a;
 }
 
-async function timeOp(fn: () => Promise<unknown>, minMs: number, runs = 3): Promise<number> {
+/** Disposes the tensors an op returned (in-place ops return new handles on the same storage, so this is safe). */
+function release(r: unknown): void {
+  if (r && typeof r === 'object')
+    for (const v of Object.values(r as Record<string, unknown>))
+      if (v && typeof (v as { dispose?: unknown }).dispose === 'function') (v as NativeTensor).dispose();
+}
+
+async function timeOp(op: () => Promise<unknown>, minMs: number, runs = 3): Promise<number> {
+  // outputs are released at once, as the engine does, so that their memory is reused
+  const fn = async () => release(await op());
   await fn(); // warm-up
   const times: number[] = [];
   for (let r = 0; r < runs; r++) {
