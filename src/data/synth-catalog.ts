@@ -104,7 +104,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'finance', name: 'convert_currency', desc: 'Convert an amount between currencies',
     params: [f('amount', 'Amount to convert', 1, 5000), e('from_currency', 'Source currency', ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD']), e('to_currency', 'Target currency', ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD'])],
-    t: ['convert {amount} {from_currency} to {to_currency}', 'change {amount} {from_currency} into {to_currency}', 'how much is {amount} {from_currency} in {to_currency}, convert it'],
+    t: ['convert {amount} {from_currency} to {to_currency}', 'change {amount} {from_currency} into {to_currency}', 'work out {amount} {from_currency} in {to_currency}'],
     h: ['exchange {amount} {from_currency} for {to_currency}'],
   },
   {
@@ -145,7 +145,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'shopping', name: 'track_order', desc: 'Status of an order',
     params: [s('order_id', 'Order number', 'order')],
-    t: ['track order {order_id}', 'where is my order {order_id}, check it', 'check the status of order {order_id}'],
+    t: ['track order {order_id}', 'find out where order {order_id} is', 'check the status of order {order_id}'],
     h: ['follow the delivery of order {order_id}'],
     result: '{"status": "shipped"}',
   },
@@ -186,7 +186,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'calendar', name: 'list_events', desc: 'Events on a day',
     params: [s('date', 'Date (YYYY-MM-DD)', 'date')],
-    t: ['list my events on {date}', 'show my calendar for {date}', 'what is on my schedule on {date}, list it'],
+    t: ['list my events on {date}', 'show my calendar for {date}', 'list what is on my schedule on {date}'],
     h: ['read out my agenda of {date}'],
     result: '{"events": 2}',
   },
@@ -233,7 +233,7 @@ export const TOOLS: ToolSpec[] = [
   // ---- math
   {
     domain: 'math', name: 'calculate_area', desc: 'Area of a shape',
-    params: [e('shape', 'Shape', ['rectangle', 'triangle', 'ellipse']), { name: 'size', kind: 'object', desc: 'Dimensions', fields: [f('width', 'Width', 1, 90), f('height', 'Height', 1, 90)] }],
+    params: [e('shape', 'Shape', ['rectangle', 'triangle', 'parallelogram']), { name: 'size', kind: 'object', desc: 'Dimensions', fields: [f('width', 'Width', 1, 90), f('height', 'Height', 1, 90)] }],
     t: ['calculate the area of a {shape} {width} wide and {height} high', 'find the area of a {width} by {height} {shape}', 'compute the {shape} area with width {width} and height {height}'],
     h: ['measure how much surface a {shape} of {width} x {height} covers'],
   },
@@ -259,7 +259,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'sports', name: 'get_match_score', desc: 'Latest score of a team',
     params: [s('team', 'Team name', 'team')],
-    t: ['get the latest score for {team}', 'how did {team} do, get the score', 'show the last match score of {team}'],
+    t: ['get the latest score for {team}', 'fetch the score of the {team} game', 'show the last match score of {team}'],
     h: ['report the final result of the {team} game'],
     result: '{"score": "2-1"}',
   },
@@ -306,7 +306,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'health', name: 'calculate_bmi', desc: 'Body mass index',
     params: [f('weight_kg', 'Weight in kg', 40, 150), f('height_m', 'Height in metres', 1.4, 2.1)],
-    t: ['calculate my BMI at {weight_kg} kg and {height_m} m', 'compute the BMI for {weight_kg} kg, {height_m} m tall', 'what is the BMI of {weight_kg} kg and {height_m} m, calculate it'],
+    t: ['calculate my BMI at {weight_kg} kg and {height_m} m', 'compute the BMI for {weight_kg} kg, {height_m} m tall', 'work out the BMI for {weight_kg} kg at {height_m} m'],
     h: ['work out body mass index given {weight_kg} kg with height {height_m} m'],
   },
   {
@@ -346,7 +346,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'movies', name: 'get_showtimes', desc: 'Cinema showtimes',
     params: [s('movie', 'Film title', 'movie'), s('city', 'City', 'city')],
-    t: ['get showtimes for {movie} in {city}', 'when is {movie} playing in {city}, show the times', 'find cinema times of {movie} in {city}'],
+    t: ['get showtimes for {movie} in {city}', 'list the times {movie} plays in {city}', 'find cinema times of {movie} in {city}'],
     h: ['check screenings of {movie} around {city}'],
   },
   {
@@ -359,7 +359,7 @@ export const TOOLS: ToolSpec[] = [
   {
     domain: 'news', name: 'get_headlines', desc: 'Top headlines on a topic',
     params: [e('topic', 'Topic', ['sports', 'technology', 'politics', 'business', 'science', 'health']), i('limit', 'How many', 1, 20, { optional: true, default: 5 })],
-    t: ['get the {topic} headlines', 'show me the top {topic} news', 'what are the latest {topic} headlines, list them'],
+    t: ['get the {topic} headlines', 'show me the top {topic} news', 'list the latest {topic} headlines'],
     h: ['brief me on {topic} stories'],
     o: { limit: [[', {limit} of them', ', top {limit}'], [' limited to {limit}']] },
   },

@@ -138,6 +138,62 @@ function poolValues(name: string, split: Split): string[] {
   return vs.length ? vs : pool;
 }
 
+// Generated values: besides the fixed pools, names, places, codes, paths, dates and times are
+// also made up from syllables and digits, so that the training data holds many more distinct
+// values than a model could memorise and copying them from the query is what pays off. A
+// generated value belongs to the test split when its hash is ≡ 3 mod 4, and never equals an
+// entry of any fixed pool.
+
+const FIXED = new Set(Object.values(POOLS).flat());
+const CONS = 'bdfgklmnprstvz';
+const VOWELS = 'aeiou';
+
+function syl(rng: Rng): string {
+  let out = CONS[rng.int(0, CONS.length - 1)]! + VOWELS[rng.int(0, VOWELS.length - 1)]!;
+  if (rng.chance(0.3)) out += CONS[rng.int(0, CONS.length - 1)]!;
+  return out;
+}
+const cap = (w: string): string => w.charAt(0).toUpperCase() + w.slice(1);
+const word = (rng: Rng, n = 2): string => Array.from({ length: n }, () => syl(rng)).join('');
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+const GENERATORS: Record<string, (rng: Rng) => string> = {
+  person: (r) => cap(word(r)),
+  artist: (r) => (r.chance(0.5) ? 'The ' : '') + cap(word(r)),
+  city: (r) => cap(word(r, r.chance(0.4) ? 3 : 2)),
+  team: (r) => cap(word(r)) + 's',
+  restaurant: (r) => cap(word(r)) + ' ' + r.pick(['Grill', 'Kitchen', 'House', 'Bar', 'Cafe']),
+  movie: (r) => cap(word(r)),
+  song: (r) => cap(word(r)) + ' ' + cap(word(r, 1)),
+  playlist: (r) => cap(word(r)),
+  keyword: (r) => word(r),
+  ticker: (r) => Array.from({ length: r.int(3, 4) }, () => String.fromCharCode(65 + r.int(0, 25))).join(''),
+  order: (r) => String.fromCharCode(65 + r.int(0, 25)) + String(r.int(1000, 9999)),
+  street: (r) => `${r.int(1, 99)} ${cap(word(r))} ${r.pick(['St', 'Rd', 'Ave', 'Ln', 'Dr'])}`,
+  file: (r) => `/${word(r)}/${word(r)}.${r.pick(['txt', 'pdf', 'csv', 'md', 'json'])}`,
+  folder: (r) => `/${word(r)}/${word(r)}`,
+  date: (r) => `2025-${pad2(r.int(1, 12))}-${pad2(r.int(1, 28))}`,
+  time: (r) => `${pad2(r.int(6, 21))}:${r.pick(['00', '15', '30', '45'])}`,
+};
+
+function strHash(v: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** A string value for a pool: from the fixed pool or (where a generator exists) made up, per split. */
+function drawString(rng: Rng, pool: string, split: Split): string {
+  const gen = GENERATORS[pool];
+  if (gen && rng.chance(0.6)) {
+    for (let tries = 0; tries < 50; tries++) {
+      const v = gen(rng);
+      if (!FIXED.has(v) && held(split, strHash(v))) return v;
+    }
+  }
+  return rng.pick(poolValues(pool, split));
+}
+
 function drawNumber(rng: Rng, p: { min?: number; max?: number }, kind: 'int' | 'float', split: Split): number {
   const min = p.min ?? 0;
   const max = p.max ?? 100;
@@ -164,7 +220,7 @@ function drawValue(rng: Rng, p: ParamSpec, split: Split): unknown {
     case 'float':
       return drawNumber(rng, p, p.kind, split);
     case 'string':
-      return rng.pick(poolValues(p.pool!, split));
+      return drawString(rng, p.pool!, split);
     case 'enum':
       return rng.pick(p.values!);
     case 'bool':
@@ -173,7 +229,7 @@ function drawValue(rng: Rng, p: ParamSpec, split: Split): unknown {
       const k = rng.int(2, 3);
       const out: unknown[] = [];
       for (let tries = 0; out.length < k && tries < 40; tries++) {
-        const v = p.items === 'string' ? rng.pick(poolValues(p.pool!, split)) : drawNumber(rng, p, p.items === 'int' ? 'int' : 'float', split);
+        const v = p.items === 'string' ? drawString(rng, p.pool!, split) : drawNumber(rng, p, p.items === 'int' ? 'int' : 'float', split);
         if (!out.includes(v)) out.push(v);
       }
       return out;
