@@ -155,7 +155,9 @@ export function structureCorpus(samples: readonly Sample[], template = DEMO_TEMP
     const stub = calls.map((c) => ({ name: c.name, arguments: Object.fromEntries(Object.keys(c.arguments).map((k) => [k, 0])) }));
     out.add(tpl.render([{ role: 'user', content: '?' }, { role: 'assistant', toolCalls: stub.length ? stub : undefined, content: stub.length ? undefined : 'None of the available tools can help with that.' }], { tools: s.tools }));
   }
-  return [...out];
+  // no merge may join a space to the letters after it: a word then reads the same after a
+  // space (in the query) as after a quote (in the call), from its first token on
+  return [...out].map((t) => t.replace(/ (?=\p{L})/gu, '\n'));
 }
 
 /** Text the tokenizer learns from: every training sample rendered through the chat template. */
