@@ -1,13 +1,14 @@
-// itool bench ops [--json] [--quick] [--min-ms N]
+// itool bench ops [--json] [--quick] [--min-ms N] [--only TEXT]
 //
 // Speed of every CPU op (native/cpu/ops_*.cpp) through native.ops, on the engine's
 // thread pool (ITOOL_THREADS sets its size; the report says which). Memory-bound ops
 // are reported in GB/s of the bytes they must move; attention and the fused log-prob
 // in GFLOP/s against the f32 GEMM peak measured in the same run (1024^3 through the
 // same CpuBackend::gemm entry they use), measured again right before each of them so
-// that both figures of a ratio see the same machine load. Each figure is the median over timed runs,
-// each run repeating the op until it lasts --min-ms (default 40 ms); the timing is
-// taken around the Promise, so it includes the ~20-50 us of N-API scheduling per call.
+// that both figures of a ratio see the same machine load. Each figure is the best of
+// three timed runs, each run repeating the op until it lasts --min-ms (default 40 ms);
+// the timing is taken around the Promise, so it includes the ~10-50 us of N-API
+// scheduling per call, and the outputs are released after each call.
 //
 // Memory of the fused log-prob: peak resident-set growth (VmHWM after a reset through
 // /proc/self/clear_refs, Linux only) of (a) the fused op (chunked; its scratch is
@@ -88,8 +89,8 @@ async function timeOp(op: () => Promise<unknown>, minMs: number, runs = 3): Prom
     } while (el < minMs);
     times.push(el / reps);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  // the best run: on a shared machine it is the least disturbed one
+  return Math.min(...times);
 }
 
 function rssKb(field: 'VmHWM' | 'VmRSS'): number | null {
