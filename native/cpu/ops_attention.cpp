@@ -56,7 +56,9 @@ void check_cu(const AttentionParams& p, const char* op) {
 inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * D, x + ((r0 + i) * H + h) * D, D * sizeof(float));
 }
-// xt [H, D, T] = x [T, H, D] transposed per head (so that a key tile is a column block)
+// xt [H, D, T] = x [T, H, D] transposed per head (so that a key tile is a column block).
+// Blocks of 64 positions: the 64 source rows stay in L1 while each output row segment
+// is written contiguously.
 std::vector<float> transpose_heads(const float* x, int64_t T, int64_t H, int64_t D) {
   std::vector<float> xt(static_cast<size_t>(T * H * D));
   const int64_t tb = 64;
@@ -64,9 +66,10 @@ std::vector<float> transpose_heads(const float* x, int64_t T, int64_t H, int64_t
     for (int64_t it = b; it < e; ++it) {
       const int64_t h = it % H, t0 = (it / H) * tb, t1 = std::min(T, t0 + tb);
       float* dst = xt.data() + h * D * T;
-      for (int64_t t = t0; t < t1; ++t) {
-        const float* src = x + (t * H + h) * D;
-        for (int64_t d = 0; d < D; ++d) dst[d * T + t] = src[d];
+      const float* src = x + h * D;
+      for (int64_t d = 0; d < D; ++d) {
+        float* drow = dst + d * T;
+        for (int64_t t = t0; t < t1; ++t) drow[t] = src[t * H * D + d];
       }
     }
   });
