@@ -353,6 +353,8 @@ export async function main(argv: string[]): Promise<void> {
   const native = loadNative();
   const pool: number = native.gemmInfo().threads;
   const threads = o.threads.length ? o.threads : [...new Set([1, pool])];
+  const over = threads.find((t) => t > pool);
+  if (over !== undefined) throw new Error(`itool bench gemm: --threads ${over} exceeds the engine's pool of ${pool} threads (ITOOL_THREADS sets the pool size)`);
   const shapes = o.quick ? QUICK : o.shapes === 'square' ? SQUARE : o.shapes === 'model' ? MODEL : [...SQUARE, ...MODEL];
   const log = o.json ? undefined : (l: string) => process.stderr.write(l + '\n');
   const rep = await runGemmBench({ shapes, threads, runs: o.quick ? 1 : o.runs, minSeconds: o.quick ? 0.001 : 0.03, compare: o.compare, log });
