@@ -210,3 +210,22 @@ describe('ORPO at probability 1', () => {
     expect((out.chosenReward.toArray() as Float32Array)[0]).toBeCloseTo(-1e-6 - Math.log(-Math.expm1(-1e-6)), 3);
   });
 });
+
+describe('NaN inputs', () => {
+  it('propagate as NaN through the exp-based ops (no undefined float-to-int casts)', async () => {
+    const g = tensor(Float32Array.from([NaN, 1, -1e4, 1e4]), [4]);
+    const u = tensor(Float32Array.from([1, 1, 1, 1]), [4]);
+    const { out } = await ops.swigluForward({ gate: g, up: u });
+    const o = out.toArray() as Float32Array;
+    expect(Number.isNaN(o[0])).toBe(true);
+    expect(o[1]).toBeCloseTo(1 / (1 + Math.exp(-1)), 6);
+    expect(Math.abs(o[2]!)).toBeLessThan(1e-30);
+    expect(o[3]).toBe(1e4);
+    const hidden = tensor(Float32Array.from([NaN, 1, 0.5, 0.25]), [2, 2]);
+    const weight = tensor(Float32Array.from([1, 0, 0, 1, 1, 1]), [3, 2]);
+    const lp = await ops.logprob({ hidden, weight, targets: tensor(Int32Array.from([0, 2]), [2]) });
+    const l = lp.logprob.toArray() as Float32Array;
+    expect(Number.isNaN(l[0])).toBe(true);
+    expect(Number.isFinite(l[1])).toBe(true);
+  });
+});
