@@ -502,7 +502,7 @@ export function opTable(): OpCase[] {
   }
 
   // ---------------- sampling
-  const sampleCases: Array<{ name: string; B: number; V: number; temperature: number; topK: number; topP: number; make?: 'equal' | 'extreme' | 'peaked' }> = [
+  const sampleCases: Array<{ name: string; B: number; V: number; temperature: number; topK: number; topP: number; make?: 'equal' | 'extreme' | 'peaked' | 'masked' }> = [
     { name: 'V1', B: 2, V: 1, temperature: 1, topK: 0, topP: 1 },
     { name: 'greedy', B: 5, V: 37, temperature: 0, topK: 0, topP: 1 },
     { name: 'T1 plain', B: 64, V: 53, temperature: 1, topK: 0, topP: 1 },
@@ -513,6 +513,8 @@ export function opTable(): OpCase[] {
     { name: 'top-k 1', B: 8, V: 31, temperature: 1, topK: 1, topP: 1 },
     { name: 'all-equal logits, top-p 0.5', B: 64, V: 16, temperature: 1, topK: 0, topP: 0.5, make: 'equal' },
     { name: 'logits ±1e4', B: 16, V: 9, temperature: 1, topK: 0, topP: 0.95, make: 'extreme' },
+    { name: 'masked logits (-inf), top-p 0.8', B: 32, V: 40, temperature: 1, topK: 0, topP: 0.8, make: 'masked' },
+    { name: 'masked logits (-inf), plain', B: 32, V: 40, temperature: 1, topK: 0, topP: 1, make: 'masked' },
   ];
   for (const c of sampleCases) {
     add('sample', c.name, async (ctx) => {
@@ -521,6 +523,7 @@ export function opTable(): OpCase[] {
       let lg = randn(r, B * V, 2);
       if (c.make === 'equal') lg = new Float64Array(B * V).fill(0.25);
       if (c.make === 'peaked') lg = randn(r, B * V, 6);
+      if (c.make === 'masked') for (let i = 0; i < B * V; i++) if (i % 3 !== 1) lg[i] = -Infinity;
       if (c.make === 'extreme') lg = Float64Array.from({ length: B * V }, (_, i) => [1e4, -1e4, 0, 1e4 - 1, 9999.5][i % 5]!);
       const logits = mk(ctx, lg, [B, V], 'f32');
       const seed = 0x1234abcd5678n;
@@ -535,6 +538,7 @@ export function opTable(): OpCase[] {
         expectClose([got.logpSampled[b]], [want.logpSampled], { atol: 1e-5, rtol: 1e-5 }, `sample row ${b} logpSampled`);
         expectClose([got.logpModel[b]], [want.logpModel], { atol: 1e-5, rtol: 1e-5 }, `sample row ${b} logpModel`);
         seen.add(got.tokens[b]);
+        if (c.make === 'masked' && got.tokens[b] % 3 !== (1 - ((b * V) % 3) + 3) % 3) throw new Error(`sample row ${b}: drew masked token ${got.tokens[b]}`);
       }
       if (c.make === 'equal' && seen.size < 4) throw new Error(`sample: all-equal logits gave only ${seen.size} distinct tokens over ${B} rows`);
       // same seed and counters: same tokens
