@@ -63,7 +63,7 @@ export function demoSize(quick: boolean): DemoSize {
       },
     };
   return {
-    trainSamples: 6000,
+    trainSamples: 8000,
     testSamples: 240,
     vocabSize: 2048,
     model: { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2 },
@@ -71,7 +71,7 @@ export function demoSize(quick: boolean): DemoSize {
       iterations: 2,
       selectRatio: 0.3,
       maxSelected: 240,
-      sft: { lr: 5e-3, epochs: 2, batchTokens: 2048, warmupRatio: 0.05, saveEvery: 0, maxLength: 512 },
+      sft: { lr: 5e-3, epochs: 3, batchTokens: 2048, warmupRatio: 0.05, saveEvery: 0, maxLength: 512 },
       preference: { loss: 'simpo', lr: 2e-4, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 16, saveEvery: 0 },
       search: { numActions: 3, temperature: 1.0, maxTokens: 50, maxDepth: 3, simulations: 5, rolloutMaxTokens: 96 },
       eval: { maxTokens: 96, batchSize: 80 },
