@@ -8,7 +8,7 @@
 // kv head, key tile) looping over the query heads of its group, decode by (row, new
 // token, kv head). Within an item the sums run in a fixed order, so results do not
 // depend on the thread count. Keys (and values, for the backward) are transposed once
-// per call to [Hkv, D, T] so that a key tile is a column block for the score product.
+// per call into contiguous [D, BK] blocks per (kv head, sequence, key tile).
 // The backward makes two passes (dK/dV, then dQ) instead of accumulating dQ across
 // key tiles with atomics: 7 tile products per tile pair instead of 5, but no races.
 #include <cmath>
@@ -56,24 +56,40 @@ void check_cu(const AttentionParams& p, const char* op) {
 inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64_t H, int64_t h, int64_t D) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * D, x + ((r0 + i) * H + h) * D, D * sizeof(float));
 }
-// xt [H, D, T] = x [T, H, D] transposed per head (so that a key tile is a column block).
-// Blocks of 64 positions: the 64 source rows stay in L1 while each output row segment
-// is written contiguously.
-std::vector<float> transpose_heads(const float* x, int64_t T, int64_t H, int64_t D) {
-  std::vector<float> xt(static_cast<size_t>(T * H * D));
-  const int64_t tb = 64;
-  cpu::pool().parallel_for(H * ((T + tb - 1) / tb), [&](int64_t b, int64_t e) {
+// Keys (or values) in tile-major transposed blocks: for kv head h, sequence s and key
+// tile t (BK positions from the sequence start), a contiguous [D, BK] block. A key tile
+// is then read with a row stride of BK floats (a row stride of T floats, a multiple of
+// 4 KiB for long packs, makes the D rows of a tile collide in the same cache sets).
+struct TileT {
+  std::vector<float> buf;
+  std::vector<int64_t> base;  // first tile of each sequence
+  int64_t ntiles = 0, D = 0;
+  const float* tile(int64_t h, int64_t s, int64_t j0) const {
+    return buf.data() + ((h * ntiles) + base[s] + j0 / BK) * D * BK;
+  }
+};
+TileT tile_transpose(const float* x, const int32_t* cu, int64_t nseq, int64_t H, int64_t D) {
+  TileT t;
+  t.D = D;
+  t.base.resize(static_cast<size_t>(nseq) + 1);
+  for (int64_t s = 0; s < nseq; ++s) t.base[s + 1] = t.base[s] + (cu[s + 1] - cu[s] + BK - 1) / BK;
+  t.ntiles = t.base[nseq];
+  t.buf.assign(static_cast<size_t>(H * t.ntiles * D * BK), 0.0f);
+  // (head, tile) pairs; the sequence of a tile found by a walk over base
+  std::vector<int32_t> seq_of(static_cast<size_t>(t.ntiles));
+  for (int64_t s = 0; s < nseq; ++s)
+    for (int64_t k = t.base[s]; k < t.base[s + 1]; ++k) seq_of[k] = int32_t(s);
+  cpu::pool().parallel_for(H * t.ntiles, [&](int64_t b, int64_t e) {
     for (int64_t it = b; it < e; ++it) {
-      const int64_t h = it % H, t0 = (it / H) * tb, t1 = std::min(T, t0 + tb);
-      float* dst = xt.data() + h * D * T;
-      const float* src = x + h * D;
-      for (int64_t d = 0; d < D; ++d) {
-        float* drow = dst + d * T;
-        for (int64_t t = t0; t < t1; ++t) drow[t] = src[t * H * D + d];
-      }
+      const int64_t h = it / t.ntiles, k = it % t.ntiles, s = seq_of[k];
+      const int64_t start = cu[s], L = cu[s + 1] - start, j0 = (k - t.base[s]) * BK, nk = std::min(BK, L - j0);
+      float* blk = t.buf.data() + (h * t.ntiles + k) * D * BK;
+      const float* src = x + ((start + j0) * H + h) * D;
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t j = 0; j < nk; ++j) blk[d * BK + j] = src[j * H * D + d];
     }
   });
-  return xt;
+  return t;
 }
 
 }  // namespace
@@ -86,8 +102,7 @@ void CpuBackend::attention_forward(const AttentionParams& p) {
   const int64_t D = p.D, Hq = p.Hq, Hkv = p.Hkv, group = p.Hq / p.Hkv;
   auto items = make_items(cu, p.nseq, Hq, BQ);
   const auto& kn = kernels();
-  const std::vector<float> kt = transpose_heads(k, p.T, Hkv, D);
-  const int64_t T = p.T;
+  const TileT kt = tile_transpose(k, cu, p.nseq, Hkv, D);
   cpu::pool().run([&](int tid, int nt) {
     std::vector<float> Qs(BQ * D), S(BQ * BK), O(BQ * D), m(BQ), l(BQ);
     for (size_t it = tid; it < items.size(); it += nt) {
@@ -101,7 +116,7 @@ void CpuBackend::attention_forward(const AttentionParams& p) {
       const int64_t kend = i0 + nq;  // keys [0, kend) are visible to some row of the tile
       for (int64_t j0 = 0; j0 < kend; j0 += BK) {
         const int64_t nk = std::min(BK, kend - j0);
-        kn.tile_scores(S.data(), BK, Qs.data(), D, kt.data() + kvh * D * T + start + j0, T, nq, nk, D, p.scale);
+        kn.tile_scores(S.data(), BK, Qs.data(), D, kt.tile(kvh, w.s, j0), BK, nq, nk, D, p.scale);
         for (int64_t i = 0; i < nq; ++i) {
           float* srow = S.data() + i * BK;
           const int64_t last = i0 + i - j0;  // keys j <= last are visible
@@ -149,12 +164,12 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
 
   // P[i, j] = exp(scale*q_i·k_j - lse_i) with the causal mask; rows i of the query tile
   // starting at i0, keys from j0; dP = dO V^T; dS = P * (dP - Delta)
-  const std::vector<float> kt = transpose_heads(k, T, Hkv, D), vt = transpose_heads(v, T, Hkv, D);
+  const TileT kt = tile_transpose(k, cu, p.nseq, Hkv, D), vt = tile_transpose(v, cu, p.nseq, Hkv, D);
   // S and dP have row stride BK
-  auto tile_ds = [&](float* S, float* dP, const float* Qs, const float* dOs, int64_t kvh, int64_t start,
+  auto tile_ds = [&](float* S, float* dP, const float* Qs, const float* dOs, int64_t kvh, int64_t seq,
                      const float* lse_rows, const float* delta_rows, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
-    kn.tile_scores(S, BK, Qs, D, kt.data() + kvh * D * T + start + j0, T, nq, nk, D, scale);
-    kn.tile_scores(dP, BK, dOs, D, vt.data() + kvh * D * T + start + j0, T, nq, nk, D, 1.0f);
+    kn.tile_scores(S, BK, Qs, D, kt.tile(kvh, seq, j0), BK, nq, nk, D, scale);
+    kn.tile_scores(dP, BK, dOs, D, vt.tile(kvh, seq, j0), BK, nq, nk, D, 1.0f);
     for (int64_t i = 0; i < nq; ++i) {
       float* srow = S + i * BK;
       float* dprow = dP + i * BK;
@@ -190,7 +205,7 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
               lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
               del_r[i] = delta[(start + i0 + i) * Hq + h];
             }
-            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, start, lse_r.data(), del_r.data(), i0, nq, j0, nk);
+            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, w.s, lse_r.data(), del_r.data(), i0, nq, j0, nk);
             kn.mm_tn_acc(dV.data(), D, S.data(), BK, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
             kn.mm_tn_acc(dK.data(), D, dP.data(), BK, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
           }
@@ -221,7 +236,7 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
         const int64_t kend = i0 + nq;
         for (int64_t j0 = 0; j0 < kend; j0 += BK) {
           const int64_t nk = std::min(BK, kend - j0);
-          tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, start, lse_r.data(), del_r.data(), i0, nq, j0, nk);
+          tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, w.s, lse_r.data(), del_r.data(), i0, nq, j0, nk);
           // dQ += scale dS K
           kn.mm_nn_acc(dQ.data(), D, dP.data(), BK, k + ((start + j0) * Hkv + kvh) * D, Hkv * D, nq, nk, D, scale);
         }
