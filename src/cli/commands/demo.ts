@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { synthesize } from '../../data/synth.js';
+import type { DeviceRequest } from '../../engine/engine.js';
 import { createModel, loadModel } from '../../engine/model.js';
 import { runDemo } from '../../pipeline/demo.js';
 import { fail, parseIntOption } from '../util.js';
@@ -12,17 +13,18 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output directory (data, tokenizer, run, results.json, report.html)', 'itool-demo')
     .option('--seed <n>', 'seed of the data, the model and every random choice', parseIntOption('--seed'), 1)
     .option('--quick', 'a smaller run (about 2 minutes on 2 CPU cores)')
+    .option('--device <device>', "'cpu' (default: the run sized for 2 CPU cores), 'auto' or 'cuda[:N]'", 'cpu')
     .option('--progress', 'progress bars even when stderr is not a terminal')
     .option('--no-progress', 'no progress bars')
-    .action(async (opts: { out: string; seed: number; quick?: boolean; progress?: boolean }) => {
+    .action(async (opts: { out: string; seed: number; quick?: boolean; progress?: boolean; device: string }) => {
       try {
         const out = resolve(opts.out);
         const t0 = performance.now();
         const { table, results } = await runDemo(
           {
             synthesize: (o) => synthesize(o),
-            createModel: async (config, o) => createModel(config, { seed: o.seed, device: 'cpu' }),
-            loadModel: (dir) => loadModel(dir, { device: 'cpu' }),
+            createModel: async (config, o) => createModel(config, { seed: o.seed, device: opts.device as DeviceRequest }),
+            loadModel: (dir) => loadModel(dir, { device: opts.device as DeviceRequest }),
           },
           {
             out,
