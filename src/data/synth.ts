@@ -18,6 +18,8 @@ export interface SynthOptions {
   split?: Split;
   /** use only this many tools of the catalog, taken round-robin over the domains (default: all) */
   tools?: number;
+  /** probability that a name, place, code, path, date or time is made up rather than taken from the fixed pools (0.6) */
+  madeUp?: number;
   /** relative weights of the buckets (default: simple 3, multiple 3, parallel 2, parallel_multiple 2, irrelevance 2, multi_turn 2) */
   mix?: Partial<Record<'simple' | 'multiple' | 'parallel' | 'parallel_multiple' | 'irrelevance' | 'multi_turn', number>>;
 }
@@ -145,6 +147,8 @@ function poolValues(name: string, split: Split): string[] {
 // entry of any fixed pool.
 
 const FIXED = new Set(Object.values(POOLS).flat());
+/** set per synthesize() call (the generator is synchronous) */
+let madeUpRate = 0.6;
 const CONS = 'bdfgklmnprstvz';
 const VOWELS = 'aeiou';
 
@@ -185,7 +189,7 @@ function strHash(v: string): number {
 /** A string value for a pool: from the fixed pool or (where a generator exists) made up, per split. */
 function drawString(rng: Rng, pool: string, split: Split): string {
   const gen = GENERATORS[pool];
-  if (gen && rng.chance(0.6)) {
+  if (gen && rng.chance(madeUpRate)) {
     for (let tries = 0; tries < 50; tries++) {
       const v = gen(rng);
       if (!FIXED.has(v) && held(split, strHash(v))) return v;
@@ -428,12 +432,19 @@ export function synthesize(opts: SynthOptions): Sample[] {
   if (split !== 'train' && split !== 'test') throw new Error(`synth: split must be 'train' or 'test', got '${String(split)}'`);
   const mix = { ...DEFAULT_MIX, ...(opts.mix ?? {}) };
   const cat = catalog(opts.tools);
+  const rate = opts.madeUp ?? 0.6;
+  if (!(rate >= 0 && rate <= 1)) throw new Error(`synth: madeUp must be a probability, got ${String(opts.madeUp)}`);
   const out: Sample[] = [];
   const splitTag = split === 'test' ? 2 : 1;
-  for (let k = 0; k < n; k++) {
-    const rng = new Rng(hash32(Math.floor(seed) >>> 0, splitTag, k));
-    const bucket = pickBucket(rng, mix);
-    out.push(makeSample(rng, cat, `synth-${split}-${seed}-${k}`, bucket, split));
+  madeUpRate = rate;
+  try {
+    for (let k = 0; k < n; k++) {
+      const rng = new Rng(hash32(Math.floor(seed) >>> 0, splitTag, k));
+      const bucket = pickBucket(rng, mix);
+      out.push(makeSample(rng, cat, `synth-${split}-${seed}-${k}`, bucket, split));
+    }
+  } finally {
+    madeUpRate = 0.6;
   }
   return out;
 }

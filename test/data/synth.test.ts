@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { loadSamples, synthDomains, synthesize, synthTools } from '../../src/data/index.js';
 import type { JsonSchema, Sample } from '../../src/data/sample.js';
-import { FRAMES, TOOLS } from '../../src/data/synth-catalog.js';
+import { FRAMES, POOLS, TOOLS } from '../../src/data/synth-catalog.js';
 import { checkAnswer, formatHermesCalls, formatPythonCalls, validateCall } from '../../src/toolcall/index.js';
 import { register as registerData } from '../../src/cli/commands/data.js';
 
@@ -51,6 +51,18 @@ describe('synthetic generator', () => {
     expect(new Set([...used].map((n) => domainOf.get(n))).size).toBe(10);
     for (const s of small) expect(checkAnswer(s, answerOf(s)).valid, s.id).toBe(true);
     expect(() => synthesize({ n: 1, tools: 1 })).toThrow(/tools must be/);
+    // fixed pools only: every string value comes from the catalog's pools
+    const fixed = synthesize({ n: 200, seed: 3, madeUp: 0 });
+    const pools = new Set(Object.values(POOLS).flat());
+    for (const s of fixed) {
+      const last = s.messages[s.messages.length - 1]!;
+      if (last.role !== 'assistant' || !last.toolCalls) continue;
+      for (const c of last.toolCalls) {
+        const props = s.tools.find((t) => t.name === c.name)!.parameters.properties!;
+        for (const [k, v] of Object.entries(c.arguments)) if (typeof v === 'string' && !props[k]!.enum) expect(pools.has(v), v).toBe(true);
+      }
+    }
+    expect(() => synthesize({ n: 1, madeUp: 2 })).toThrow(/madeUp/);
   });
 
   it('is deterministic per seed and split, and sample i does not depend on n', () => {

@@ -7,7 +7,7 @@ import type { DataFormat } from '../../data/formats.js';
 import { loadSamples, saveSamples } from '../../data/formats.js';
 import { byBucket } from '../../data/buckets.js';
 import { synthesize, synthTools, synthDomains, type Split } from '../../data/synth.js';
-import { fail, parseIntOption } from '../util.js';
+import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 const FORMATS: DataFormat[] = ['sharegpt', 'openai', 'xlam', 'bfcl', 'sample'];
 
@@ -27,12 +27,13 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed', parseIntOption('--seed'), 1)
     .option('--split <split>', "'train' or 'test' (held-out phrasings and values)", 'train')
     .option('--tools <n>', 'use only n tools of the catalog, round-robin over the domains', parseIntOption('--tools'))
+    .option('--made-up <p>', 'probability that a name, place, code, path, date or time is made up (default 0.6)', parseFloatOption('--made-up'))
     .option('--format <format>', `output format (${FORMATS.join(', ')})`, 'sharegpt')
-    .action((opts: { out: string; n: number; seed: number; split: string; format: string; tools?: number }) => {
+    .action((opts: { out: string; n: number; seed: number; split: string; format: string; tools?: number; madeUp?: number }) => {
       try {
         if (opts.n < 0) throw new Error('--n must be >= 0');
         if (opts.split !== 'train' && opts.split !== 'test') throw new Error(`--split must be 'train' or 'test', got '${opts.split}'`);
-        const samples = synthesize({ n: opts.n, seed: opts.seed, split: opts.split as Split, ...(opts.tools !== undefined ? { tools: opts.tools } : {}) });
+        const samples = synthesize({ n: opts.n, seed: opts.seed, split: opts.split as Split, ...(opts.tools !== undefined ? { tools: opts.tools } : {}), ...(opts.madeUp !== undefined ? { madeUp: opts.madeUp } : {}) });
         saveSamples(opts.out, samples, format(opts.format));
         const counts = [...byBucket(samples)].map(([k, v]) => `${k} ${v.length}`).join(', ');
         process.stderr.write(`wrote ${samples.length} samples to ${opts.out} (${counts})\n`);
