@@ -7,6 +7,7 @@
 // prefix shared (one prefill, 64 forks) and without (64 prefills), tokens/s of generated
 // tokens including the prefill.
 import { createModel } from '../engine/model.js';
+import { llamaConfig } from '../engine/config.js';
 import { loadNative } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
 import type { DeviceRequest } from '../engine/engine.js';
@@ -37,26 +38,7 @@ function parseArgs(argv: string[]): Opts {
   return o;
 }
 
-const base = (over: Partial<ModelConfig>): ModelConfig => ({
-  architecture: 'LlamaForCausalLM',
-  vocabSize: 8192,
-  hiddenSize: 256,
-  intermediateSize: 704,
-  numLayers: 8,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 64,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  maxPositionEmbeddings: 4096,
-  tieWordEmbeddings: true,
-  attentionBias: false,
-  qkNorm: false,
-  bosTokenId: 1,
-  eosTokenId: [2],
-  ...over,
-});
+const base = (over: Partial<ModelConfig>): ModelConfig => llamaConfig({ numHeads: 4, numKvHeads: 2, ...over });
 
 export const CONFIGS: Array<{ name: string; config: ModelConfig; batch: number; seqLen: number }> = [
   { name: '10M', config: base({}), batch: 8, seqLen: 256 },

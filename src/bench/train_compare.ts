@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel } from '../engine/model.js';
+import { llamaConfig } from '../engine/config.js';
 import { packageRoot } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
 
@@ -24,26 +25,7 @@ export interface Shape {
   seqLen: number;
 }
 
-const llama = (over: Partial<ModelConfig>): ModelConfig => ({
-  architecture: 'LlamaForCausalLM',
-  vocabSize: 8192,
-  hiddenSize: 256,
-  intermediateSize: 704,
-  numLayers: 8,
-  numHeads: 8,
-  numKvHeads: 4,
-  headDim: 32,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  maxPositionEmbeddings: 4096,
-  tieWordEmbeddings: true,
-  attentionBias: false,
-  qkNorm: false,
-  bosTokenId: 1,
-  eosTokenId: [2],
-  ...over,
-});
+const llama = llamaConfig;
 
 export const SHAPES: Shape[] = [
   { name: 'small', config: llama({}), batch: 8, seqLen: 256 },

@@ -150,6 +150,36 @@ export function toHfConfig(c: ModelConfig, dtype: 'f32' | 'bf16' = 'f32'): Json 
   return o;
 }
 
+/**
+ * A Llama-architecture decoder built from scratch (tied embeddings, no bias, no rope
+ * scaling): the shapes the benches measure. Defaults are the `small` bench shape;
+ * headDim defaults to hiddenSize / numHeads.
+ */
+export function llamaConfig(over: Partial<ModelConfig> = {}): ModelConfig {
+  const c: ModelConfig = {
+    architecture: 'LlamaForCausalLM',
+    vocabSize: 8192,
+    hiddenSize: 256,
+    intermediateSize: 704,
+    numLayers: 8,
+    numHeads: 8,
+    numKvHeads: 4,
+    headDim: 0,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    maxPositionEmbeddings: 4096,
+    tieWordEmbeddings: true,
+    attentionBias: false,
+    qkNorm: false,
+    bosTokenId: 1,
+    eosTokenId: [2],
+    ...over,
+  };
+  if (over.headDim === undefined) c.headDim = c.hiddenSize / c.numHeads;
+  return c;
+}
+
 /** A tiny configuration of the given architecture (tests, benches, demos). */
 export function tinyConfig(architecture: Architecture, over: Partial<ModelConfig> = {}): ModelConfig {
   return {
