@@ -69,14 +69,3 @@ export async function evaluateModel(
     seconds: (performance.now() - t0) / 1000,
   };
 }
-
-/** correct / total over all categories */
-export function overall(t: CategoryTable): { correct: number; total: number; accuracy: number } {
-  let correct = 0;
-  let total = 0;
-  for (const v of Object.values(t)) {
-    correct += v.correct;
-    total += v.total;
-  }
-  return { correct, total, accuracy: total ? correct / total : 0 };
-}
