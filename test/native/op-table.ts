@@ -31,16 +31,8 @@ export interface OpCase {
 }
 
 // ------------------------------------------------------------------ helpers
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/native.js';
+import { rng } from '../helpers/native.js';
 export function randn(r: () => number, n: number, s = 1): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
