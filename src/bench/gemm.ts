@@ -243,6 +243,9 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
         let line = `  ${s.name} (${threads} thread${threads > 1 ? 's' : ''}): itool ${row.gflops.toFixed(1)} GFLOP/s`;
         if (peer) {
           const g = await peer.measure(s, threads, o.runs, o.minSeconds);
+          // OpenBLAS's threads keep spinning for ~40 ms after a call: let them go idle so
+          // that the next itool row does not share its cores with them
+          await new Promise((r) => setTimeout(r, 100));
           if (g !== null) {
             row.numpyGflops = g;
             row.ratio = row.gflops / g;
