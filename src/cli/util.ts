@@ -37,3 +37,26 @@ export function parseFloatOption(name: string) {
     return n;
   };
 }
+
+/** The options every training command shares: checkpoints, LoRA, device, progress. */
+export function trainingOptions(cmd: Command): Command {
+  return cmd
+    .option('--save-every <n>', 'checkpoint every N steps, 0: only at the end (default 50)', parseIntOption('--save-every'))
+    .option('--keep-last <n>', 'checkpoints kept (default 2)', parseIntOption('--keep-last'))
+    .option('--lora-rank <n>', 'train a LoRA adapter of this rank instead of all weights', parseIntOption('--lora-rank'))
+    .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', parseFloatOption('--lora-alpha'))
+    .option('--lora-targets <list>', 'LoRA target modules, comma-separated (default q_proj,k_proj,v_proj,o_proj)')
+    .option('--device <d>', 'cpu | cuda | cuda:N (default cpu)')
+    .option('--progress', 'always show the progress bar (default: only when stderr is a terminal)')
+    .option('--no-progress', 'never show the progress bar');
+}
+
+/**
+ * The options given on the command line, without commander's defaults (negatable flags
+ * get one), so that only they override a --config file.
+ */
+export function cliFlags(opts: Record<string, unknown>, cmd: Command): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts)) if (cmd.getOptionValueSource(k) === 'cli') flags[k] = v;
+  return flags;
+}

@@ -1,10 +1,10 @@
 // itool prefer: preference optimisation on step pairs alone (SimPO, DPO, IPO, ORPO).
 import type { Command } from 'commander';
 import { runPreferCli } from '../../train/cli.js';
-import { fail, parseFloatOption, parseIntOption } from '../util.js';
+import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('prefer')
     .description('preference optimisation on pairs alone: SimPO (default), DPO, IPO or ORPO, resumable')
     .requiredOption('--model <dir>', 'Hugging Face model directory (the policy; for DPO/IPO also the reference)')
@@ -27,19 +27,11 @@ export function register(program: Command): void {
     .option('--batch-tokens <n>', 'token budget of a micro-batch (default 4096)', parseIntOption('--batch-tokens'))
     .option('--grad-accum <n>', 'multiplies the pairs per optimizer step (default 1)', parseIntOption('--grad-accum'))
     .option('--max-grad-norm <x>', 'gradient clipping norm, 0 off (default 1)', parseFloatOption('--max-grad-norm'))
-    .option('--weight-decay <x>', 'AdamW weight decay (default 0)', parseFloatOption('--weight-decay'))
-    .option('--save-every <n>', 'checkpoint every N steps, 0: only at the end (default 50)', parseIntOption('--save-every'))
-    .option('--keep-last <n>', 'checkpoints kept (default 2)', parseIntOption('--keep-last'))
-    .option('--lora-rank <n>', 'train a LoRA adapter of this rank instead of all weights', parseIntOption('--lora-rank'))
-    .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', parseFloatOption('--lora-alpha'))
-    .option('--lora-targets <list>', 'LoRA target modules, comma-separated (default q_proj,k_proj,v_proj,o_proj)')
-    .option('--device <d>', 'cpu | cuda | cuda:N (default cpu)')
-    .option('--progress', 'always show the progress bar (default: only when stderr is a terminal)')
-    .option('--no-progress', 'never show the progress bar')
+    .option('--weight-decay <x>', 'AdamW weight decay (default 0)', parseFloatOption('--weight-decay'));
+  trainingOptions(command)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       try {
-        const flags: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(o)) if (cmd.getOptionValueSource(k) === 'cli') flags[k] = v;
+        const flags = cliFlags(o, cmd);
         const line = await runPreferCli({ ...flags, model: o.model as string, out: o.out as string } as Parameters<typeof runPreferCli>[0]);
         process.stdout.write(line + '\n');
       } catch (e) {

@@ -1,10 +1,10 @@
 // itool sft: supervised fine-tuning alone (loss on assistant tokens, easy-to-hard curriculum).
 import type { Command } from 'commander';
 import { runSftCli } from '../../train/cli.js';
-import { fail, parseFloatOption, parseIntOption } from '../util.js';
+import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('sft')
     .description('supervised fine-tuning alone: loss on assistant tokens, packed batches, easy-to-hard curriculum, resumable')
     .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, *.safetensors, tokenizer.json)')
@@ -24,20 +24,11 @@ export function register(program: Command): void {
     .option('--max-grad-norm <x>', 'gradient clipping norm, 0 off (default 1)', parseFloatOption('--max-grad-norm'))
     .option('--weight-decay <x>', 'AdamW weight decay (default 0)', parseFloatOption('--weight-decay'))
     .option('--no-curriculum', 'train all buckets together instead of easy to hard')
-    .option('--replay <x>', 'fraction of easier stages replayed in each later stage (default 0.2)', parseFloatOption('--replay'))
-    .option('--save-every <n>', 'checkpoint every N steps, 0: only at the end (default 50)', parseIntOption('--save-every'))
-    .option('--keep-last <n>', 'checkpoints kept (default 2)', parseIntOption('--keep-last'))
-    .option('--lora-rank <n>', 'train a LoRA adapter of this rank instead of all weights', parseIntOption('--lora-rank'))
-    .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', parseFloatOption('--lora-alpha'))
-    .option('--lora-targets <list>', 'LoRA target modules, comma-separated (default q_proj,k_proj,v_proj,o_proj)')
-    .option('--device <d>', 'cpu | cuda | cuda:N (default cpu)')
-    .option('--progress', 'always show the progress bar (default: only when stderr is a terminal)')
-    .option('--no-progress', 'never show the progress bar')
+    .option('--replay <x>', 'fraction of easier stages replayed in each later stage (default 0.2)', parseFloatOption('--replay'));
+  trainingOptions(command)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       try {
-        // commander sets negatable flags' defaults; only flags given on the command line override the config
-        const flags: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(o)) if (cmd.getOptionValueSource(k) === 'cli') flags[k] = v;
+        const flags = cliFlags(o, cmd);
         const line = await runSftCli({ ...flags, model: o.model as string, out: o.out as string } as Parameters<typeof runSftCli>[0]);
         process.stdout.write(line + '\n');
       } catch (e) {
