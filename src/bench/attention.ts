@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative, packageRoot } from '../engine/native.js';
 import { resolveDevice } from '../engine/engine.js';
+import { uniformBf16Bits } from './random.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Native = Record<string, any>;
@@ -151,21 +152,7 @@ Causal attention forward+backward (bf16) on the CUDA engine; --compare torch run
 PyTorch's scaled_dot_product_attention on the same GPU in the same run.
 `;
 
-function bf16Bits(n: number, seed: number): Uint16Array {
-  // random normal-ish values as bf16 bits (the upper half of f32)
-  const out = new Uint16Array(n);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    f[0] = (((x >>> 0) / 4294967296) * 2 - 1) * 1.7;
-    out[i] = u[0]! >>> 16;
-  }
-  return out;
-}
+const bf16Bits = (n: number, seed: number): Uint16Array => uniformBf16Bits(n, seed, 1.7);
 
 export async function main(argv: string[]): Promise<void> {
   const o = parseCommon(argv);

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadNative, packageRoot } from '../engine/native.js';
+import { uniformF32 } from './random.js';
 
 export interface GemmShape {
   name: string;
@@ -74,17 +75,7 @@ export const QUICK: GemmShape[] = [
 
 const opName = (s: { transA?: boolean; transB?: boolean }) => `${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'}`;
 
-function randomArray(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = ((x >>> 0) / 4294967296) * 2 - 1;
-  }
-  return a;
-}
+const randomArray = (n: number, seed: number): Float32Array => uniformF32(n, seed);
 
 /** Median seconds per product of one shape on `threads` threads. */
 export async function timeGemm(shape: GemmShape, threads: number, runs: number, minSeconds: number): Promise<number> {

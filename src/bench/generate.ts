@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { createModel } from '../engine/model.js';
 import { packageRoot } from '../engine/native.js';
 import { SHAPES, type Shape } from './train_compare.js';
+import { randomTokens } from './random.js';
 
 export interface GenerateRow {
   shape: string;
@@ -30,15 +31,7 @@ export interface GenerateRow {
 
 const TORCH_INSTALL = 'apt-get install -y python3-torch libopenblas0-pthread  (Debian; runs with /usr/bin/python3)';
 
-function promptOf(n: number, V: number): number[] {
-  let x = 777;
-  return Array.from({ length: n }, () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return 3 + ((x >>> 0) % (V - 3));
-  });
-}
+const promptOf = (n: number, V: number): number[] => randomTokens(n, V, 777, 3);
 
 export interface Workload {
   branches: number;

@@ -13,6 +13,7 @@
 // its inputs. Both count the gradient outputs.
 import { loadNative } from '../engine/native.js';
 import { cudaDevice, deviceFree, fmt, numberList, parseCommon, runPython, syncDevice, table, timeGpu } from './attention.js';
+import { uniformBf16Bits } from './random.js';
 
 const HELP = `itool bench loss [--device cuda[:N]] [--compare torch] [--json] [--quick]
                  [--tokens 16384] [--vocab 151936] [--hidden 896] [--pairs 8] [--iters 5]
@@ -33,20 +34,7 @@ export interface LossReport {
   memoryRatio?: number; // itool peak / torch peak
 }
 
-function bf16Bits(n: number, seed: number, scale: number): Uint16Array {
-  const out = new Uint16Array(n);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    f[0] = (((x >>> 0) / 4294967296) * 2 - 1) * scale;
-    out[i] = u[0]! >>> 16;
-  }
-  return out;
-}
+const bf16Bits = uniformBf16Bits;
 
 export async function main(argv: string[]): Promise<void> {
   const o = parseCommon(argv);

@@ -11,6 +11,7 @@ import { llamaConfig } from '../engine/config.js';
 import { loadNative } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
 import type { DeviceRequest } from '../engine/engine.js';
+import { randomTokens } from './random.js';
 
 interface Opts {
   json: boolean;
@@ -50,17 +51,7 @@ export const CONFIGS: Array<{ name: string; config: ModelConfig; batch: number; 
   },
 ];
 
-function tokensOf(n: number, V: number, seed: number): Int32Array {
-  const a = new Int32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (x >>> 0) % V;
-  }
-  return a;
-}
+const tokensOf = (n: number, V: number, seed: number): Int32Array => Int32Array.from(randomTokens(n, V, seed));
 
 async function gemmPeak(): Promise<number | null> {
   const native = loadNative();

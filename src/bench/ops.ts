@@ -18,6 +18,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadNative } from '../engine/native.js';
 import type { NativeTensor } from '../engine/tensor.js';
+import { uniformF32 } from './random.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Native = Record<string, any>;
@@ -54,17 +55,7 @@ export interface OpsReport {
   };
 }
 
-function randn(n: number, seed: number, s = 1): Float32Array {
-  const a = new Float32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = (((x >>> 0) / 4294967296) * 2 - 1) * s;
-  }
-  return a;
-}
+const randn = uniformF32;
 
 /** Disposes the tensors an op returned (in-place ops return new handles on the same storage, so this is safe). */
 function release(r: unknown): void {

@@ -21,6 +21,7 @@ import type { PreferencePair } from '../train/pairs.js';
 import { pairSequences, preferenceForwardBackward } from '../train/preference.js';
 import { sftForwardBackward } from '../train/sft.js';
 import { CONFIGS } from './model.js';
+import { randomTokens } from './random.js';
 
 interface Opts {
   json: boolean;
@@ -55,17 +56,7 @@ function quickConfig(): Cfg {
   return { name: 'quick', config: { ...c.config, vocabSize: 512, hiddenSize: 64, intermediateSize: 128, numLayers: 2, headDim: 16 }, batch: 2, seqLen: 32 };
 }
 
-function ids(n: number, V: number, seed: number): number[] {
-  const a: number[] = [];
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a.push(3 + ((x >>> 0) % (V - 3)));
-  }
-  return a;
-}
+const ids = (n: number, V: number, seed: number): number[] => randomTokens(n, V, seed, 3);
 
 export interface PhaseRow {
   tokensPerSecond: number;

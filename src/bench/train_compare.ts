@@ -17,6 +17,7 @@ import { createModel } from '../engine/model.js';
 import { llamaConfig } from '../engine/config.js';
 import { packageRoot } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
+import { xorshift32 } from './random.js';
 
 export interface Shape {
   name: string;
@@ -49,13 +50,7 @@ const TORCH_INSTALL = 'apt-get install -y python3-torch libopenblas0-pthread  (D
 
 /** B sequences of T random tokens; targets are the next token within each sequence, -1 at its end. */
 export function makeBatch(s: Shape): { tokens: number[][]; targets: number[][] } {
-  let x = 12345;
-  const rnd = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return x >>> 0;
-  };
+  const rnd = xorshift32(12345);
   const tokens: number[][] = [];
   const targets: number[][] = [];
   for (let b = 0; b < s.batch; b++) {
