@@ -39,6 +39,11 @@ export interface PipelineConfig {
   /** also continue the warm-up model with plain SFT on the same steps and tokens (equal-compute baseline) */
   baseline: boolean;
   baselineSft: Partial<SftOptions>;
+  /**
+   * balance the root-level call vs. no-call pairs: at most as many reject the no-call answer
+   * as choose it (optional; absent: off)
+   */
+  balanceDecisionPairs?: boolean;
   /** perplexity scoring batch (tokens) */
   scoreBatchTokens: number;
   seed: number;

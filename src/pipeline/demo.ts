@@ -57,6 +57,7 @@ export function demoSize(quick: boolean): DemoSize {
         sft: { lr: 5e-3, epochs: 2, batchTokens: 2048, warmupRatio: 0.05, saveEvery: 0, maxLength: 512 },
         preference: { loss: 'simpo', lr: 2e-4, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 8, saveEvery: 0 },
         search: { numActions: 3, temperature: 1.0, maxTokens: 24, maxDepth: 2, simulations: 3, rolloutMaxTokens: 64 },
+        balanceDecisionPairs: true,
         eval: { maxTokens: 64, batchSize: 48 },
         baseline: true,
         baselineSft: { lr: 1e-3 },
@@ -72,8 +73,12 @@ export function demoSize(quick: boolean): DemoSize {
       selectRatio: 0.3,
       maxSelected: 240,
       sft: { lr: 5e-3, epochs: 3, batchTokens: 2048, warmupRatio: 0.05, saveEvery: 0, maxLength: 512 },
-      preference: { loss: 'simpo', lr: 2e-4, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 16, saveEvery: 0 },
-      search: { numActions: 3, temperature: 1.0, maxTokens: 50, maxDepth: 3, simulations: 5, rolloutMaxTokens: 96 },
+      // lr 5e-5 (2e-4 moved the decision between a call and no call on a knife's edge);
+      // pairs only where the chosen step is on the right track (value >= 0.2) and clearly
+      // better (gap >= 0.3), and the call vs. no-call pairs balanced (see balanceDecisionPairs)
+      preference: { loss: 'simpo', lr: 5e-5, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 16, saveEvery: 0 },
+      search: { numActions: 3, temperature: 1.0, maxTokens: 50, maxDepth: 3, simulations: 5, rolloutMaxTokens: 96, acceptValue: 0.2, valueThreshold: 0.3 },
+      balanceDecisionPairs: true,
       eval: { maxTokens: 96, batchSize: 80 },
       baseline: true,
       baselineSft: { lr: 1e-3 },

@@ -15,7 +15,8 @@ import { treeToJson, type TreeJson } from '../search/tree.js';
 import { checkConfig, type PipelineConfig } from './config.js';
 import type { PhaseTrainResult, PipelineEnv, TrainPoint } from './env.js';
 import { evaluateModel, type EvalResult } from './evaluate.js';
-import { selectHardest } from './select.js';
+import { balanceDecisionPairs, selectHardest } from './select.js';
+import { parseCalls } from '../toolcall/parse.js';
 import { fnv1a, RunState, writeAtomic } from './state.js';
 
 export interface IterationRow {
@@ -207,7 +208,13 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
       } finally {
         bar?.stop();
       }
-      const pairs: StepPair[] = dedupePairs(res.results.flatMap((r) => r.pairs));
+      let pairs: StepPair[] = dedupePairs(res.results.flatMap((r) => r.pairs));
+      if (config.balanceDecisionPairs) {
+        const isProse = (t: string) => t.trim() !== '' && parseCalls(t).format === 'none';
+        const before = pairs.length;
+        pairs = balanceDecisionPairs(pairs, isProse);
+        if (pairs.length < before) log(`iteration ${it}: ${before - pairs.length} decision pairs rejecting the no-call answer dropped (balance)`);
+      }
       writeAtomic(join(dir, 'pairs.jsonl'), pairsToJsonl(pairs));
       const trees = res.results.map((r) => ({ sampleId: r.sampleId, root: treeToJson(r.root), pairs: r.pairs.map((p) => ({ nodeId: p.nodeId, chosenNode: p.chosenNode, rejectedNode: p.rejectedNode })) }));
       writeAtomic(join(dir, 'trees.jsonl'), trees.map((t) => JSON.stringify(t)).join('\n') + '\n');

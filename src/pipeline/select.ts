@@ -34,3 +34,36 @@ export function selectHardest(samples: readonly Sample[], perplexity: readonly n
   });
   return out.sort((a, b) => a - b);
 }
+
+/** the side of a root-level pair that answers without a call (prose), or null */
+function noCallSide(p: { depth: number; chosen: string; rejected: string }, isProse: (text: string) => boolean): 'chosen' | 'rejected' | null {
+  if (p.depth !== 0) return null;
+  const c = isProse(p.chosen);
+  const r = isProse(p.rejected);
+  return c === r ? null : c ? 'chosen' : 'rejected';
+}
+
+/**
+ * Balances the decision pairs (root-level pairs whose two steps are a call and an answer
+ * without a call): at most as many pairs reject the no-call answer as choose it, keeping
+ * those with the widest value gap (ties: the earlier). The many call samples would otherwise
+ * teach the policy "never answer without a call" through their decision pairs alone, while
+ * the few no-call samples whose search ever samples that answer cannot push back; the
+ * call/no-call prior stays the one the warm-up SFT learned, and the preference signal goes to
+ * the steps inside the calls. Other pairs are kept as they are, in order.
+ */
+export function balanceDecisionPairs<P extends { depth: number; chosen: string; rejected: string; chosenValue: number; rejectedValue: number }>(
+  pairs: readonly P[],
+  isProse: (text: string) => boolean,
+): P[] {
+  const favour = pairs.filter((p) => noCallSide(p, isProse) === 'chosen').length;
+  const against = pairs.map((p, i) => ({ p, i })).filter(({ p }) => noCallSide(p, isProse) === 'rejected');
+  const keep = new Set(
+    against
+      .slice()
+      .sort((a, b) => b.p.chosenValue - b.p.rejectedValue - (a.p.chosenValue - a.p.rejectedValue) || a.i - b.i)
+      .slice(0, favour)
+      .map((x) => x.i),
+  );
+  return pairs.filter((p, i) => noCallSide(p, isProse) !== 'rejected' || keep.has(i));
+}

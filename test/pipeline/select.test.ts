@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Sample } from '../../src/data/sample.js';
-import { hasToolCall, selectHardest } from '../../src/pipeline/select.js';
+import { balanceDecisionPairs, hasToolCall, selectHardest } from '../../src/pipeline/select.js';
 import { DEFAULT_PIPELINE, checkConfig, mergeConfig } from '../../src/pipeline/config.js';
 
 const mk = (id: number, call: boolean): Sample => ({
@@ -49,5 +49,25 @@ describe('pipeline config', () => {
     expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { selectRatio: 0 }))).toThrow(/selectRatio/);
     expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { search: { maxDepth: 0 } }))).toThrow(/search.maxDepth/);
     expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { search: { stepPattern: '(' } }))).toThrow(/stepPattern/);
+  });
+});
+
+describe('balanceDecisionPairs', () => {
+  const prose = (t: string) => t.startsWith('None');
+  const pair = (id: string, depth: number, chosen: string, rejected: string, cv: number, rv: number) => ({ id, depth, chosen, rejected, chosenValue: cv, rejectedValue: rv });
+  it('keeps at most as many root pairs rejecting the no-call answer as choosing it, widest gap first', () => {
+    const pairs = [
+      pair('a', 0, '<call f', 'None of', 0.2, -1), // gap 1.2
+      pair('b', 0, 'None of', '<call g', 1, -1), // favours no call
+      pair('c', 0, '<call f', 'None of', 0.9, -1), // gap 1.9: kept
+      pair('d', 1, 'x', 'None of', 0.5, -1), // not a root pair: kept
+      pair('e', 0, '<call f', '<call g', 0.5, -1), // no no-call side: kept
+      pair('f', 0, 'None of', 'None at', 1, 0.5), // both prose: kept
+    ];
+    expect(balanceDecisionPairs(pairs, prose).map((p) => p.id)).toEqual(['b', 'c', 'd', 'e', 'f']);
+  });
+  it('drops every pair rejecting the no-call answer when none chooses it', () => {
+    const pairs = [pair('a', 0, '<call f', 'None of', 0.2, -1), pair('e', 0, '<call f', '<call g', 0.5, -1)];
+    expect(balanceDecisionPairs(pairs, prose).map((p) => p.id)).toEqual(['e']);
   });
 });
