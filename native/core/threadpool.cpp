@@ -7,6 +7,16 @@
 namespace itool {
 
 namespace {
+constexpr int kSpinIterations = 2048;  // roughly 20-100 us, by the pause instruction's cost
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // A job that calls parallel_for from inside the pool runs the inner loop serially
 // instead of deadlocking on run_mu_.
 thread_local bool tl_inside_job = false;
@@ -49,6 +59,7 @@ void ThreadPool::worker(int tid) {
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int, int)>* job;
+    for (int i = 0; i < kSpinIterations && published_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
@@ -62,7 +73,8 @@ void ThreadPool::worker(int tid) {
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      remaining_.store(--pending_, std::memory_order_release);
+      if (pending_ == 0) done_cv_.notify_one();
     }
   }
 }
@@ -88,13 +100,16 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     std::lock_guard<std::mutex> lk(mu_);
     job_ = &wrapped;
     pending_ = nthreads_ - 1;
+    remaining_.store(pending_, std::memory_order_relaxed);
     ++generation_;
+    published_.store(generation_, std::memory_order_release);
   }
   cv_.notify_all();
   {
     InsideJob guard;
     wrapped(0, nthreads_);
   }
+  for (int i = 0; i < kSpinIterations && remaining_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   {
     std::unique_lock<std::mutex> lk(mu_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
