@@ -46,22 +46,25 @@ struct Args {
     return backend_for(dev);
   }
   DType act() { return backend()->act_dtype(); }
-  // dtype == I32/F32 or (act = true) the backend's activation dtype
-  Tensor tensor(const char* key, size_t rank, DType dt) {
+  // A required tensor on the call's device with dtype `dt` (the backend's activation
+  // dtype when absent, read after the device is known) and, when given, rank `rank`.
+  Tensor fetch(const char* key, std::optional<size_t> rank, std::optional<DType> dt) {
     if (!has(o, key)) throw_type(std::string(fn) + ": argument '" + key + "' is required (a Tensor)");
     Tensor t = get_tensor(o, key, fn);
     check_dev(t, key);
-    expect_dtype(t, dt, fn, key);
-    expect_rank(t, rank, fn, key);
+    expect_dtype(t, dt ? *dt : act(), fn, key);
+    if (rank) expect_rank(t, *rank, fn, key);
     return t;
   }
+  Tensor tensor(const char* key, size_t rank, DType dt) { return fetch(key, rank, dt); }
   // a tensor of the backend's activation dtype
-  Tensor atensor(const char* key, size_t rank) {
-    if (!has(o, key)) throw_type(std::string(fn) + ": argument '" + key + "' is required (a Tensor)");
-    Tensor t = get_tensor(o, key, fn);
-    check_dev(t, key);
-    expect_dtype(t, act(), fn, key);
-    expect_rank(t, rank, fn, key);
+  Tensor atensor(const char* key, size_t rank) { return fetch(key, rank, std::nullopt); }
+  // an activation tensor of any rank (the call's leading tensor)
+  Tensor lead(const char* key) { return fetch(key, std::nullopt, std::nullopt); }
+  // an activation tensor with exactly ref's shape
+  Tensor like(const char* key, const Tensor& ref) {
+    Tensor t = fetch(key, ref.shape.size(), std::nullopt);
+    shape(t, ref.shape, key);
     return t;
   }
   std::optional<Tensor> tensor_opt(const char* key, size_t rank, DType dt) {
@@ -276,11 +279,8 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
 // ------------------------------------------------------------------ SwiGLU, add, bias
 Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
   Args a(info, "ops.swigluForward");
-  Tensor g = get_tensor(a.o, "gate", a.fn);
-  a.check_dev(g, "gate");
-  expect_dtype(g, a.act(), a.fn, "gate");
-  Tensor u = a.atensor("up", g.shape.size());
-  a.shape(u, g.shape, "up");
+  Tensor g = a.lead("gate");
+  Tensor u = a.like("up", g);
   Backend* b = a.backend();
   TensorP out = new_tensor(b, a.act(), g.shape);
   TensorP G = keep(g), U = keep(u);
@@ -294,13 +294,9 @@ Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
 
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
   Args a(info, "ops.swigluBackward");
-  Tensor g = get_tensor(a.o, "gate", a.fn);
-  a.check_dev(g, "gate");
-  expect_dtype(g, a.act(), a.fn, "gate");
-  Tensor u = a.atensor("up", g.shape.size());
-  Tensor d = a.atensor("dout", g.shape.size());
-  a.shape(u, g.shape, "up");
-  a.shape(d, g.shape, "dout");
+  Tensor g = a.lead("gate");
+  Tensor u = a.like("up", g);
+  Tensor d = a.like("dout", g);
   Backend* b = a.backend();
   TensorP dg = new_tensor(b, a.act(), g.shape), du = new_tensor(b, a.act(), g.shape);
   TensorP G = keep(g), U = keep(u), DO = keep(d);
@@ -314,11 +310,8 @@ Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
 
 Napi::Value Add(const Napi::CallbackInfo& info) {
   Args a(info, "ops.add");
-  Tensor x = get_tensor(a.o, "a", a.fn);
-  a.check_dev(x, "a");
-  expect_dtype(x, a.act(), a.fn, "a");
-  Tensor y = a.atensor("b", x.shape.size());
-  a.shape(y, x.shape, "b");
+  Tensor x = a.lead("a");
+  Tensor y = a.like("b", x);
   Backend* b = a.backend();
   TensorP out = new_tensor(b, a.act(), x.shape);
   TensorP X = keep(x), Y = keep(y);
