@@ -1,11 +1,12 @@
 #include "ops.h"
 #include "cuda_info.h"
+#include "profile.h"
 
 namespace itool {
 
 Backend* backend_for(const Device& d) {
-  if (d.kind == DeviceKind::CPU) return cpu_backend();
-  return cuda_backend(d.index);
+  if (d.kind == DeviceKind::CPU) return maybe_profiled(cpu_backend());
+  return maybe_profiled(cuda_backend(d.index));
 }
 
 #ifndef ITOOL_WITH_CUDA
