@@ -14,11 +14,15 @@ using cpu::F;
 using cpu::kernels;
 
 namespace cpu {
-// Rows per chunk when the caller leaves it to the backend: about 64 MiB of logits,
-// at least 16 and at most 1024 rows, a multiple of 16.
-int64_t logprob_chunk(int64_t N, int64_t V, int64_t requested) {
+// Rows per chunk when the caller leaves it to the backend: at most 64 MiB of logits,
+// at least 16 rows, a multiple of 16, and at most 256 rows for the forward alone or
+// 1024 with the gradient. Measured (2 threads, AVX-512): the forward at V 8192 ran
+// 1.5x faster with 256 rows than with 1024 (the chunk's logits are read back by the
+// softmax while still cached); with the gradient, dweight [V, H] is read and written
+// once per chunk, so larger chunks win (V 32000: 400 ms at 1024 rows, 438 at 256).
+int64_t logprob_chunk(int64_t N, int64_t V, int64_t requested, bool backward) {
   int64_t c = requested > 0 ? requested : ((int64_t(16) << 20) / std::max<int64_t>(1, V)) / 16 * 16;
-  if (requested <= 0) c = std::min<int64_t>(1024, std::max<int64_t>(16, c));
+  if (requested <= 0) c = std::min<int64_t>(backward ? 1024 : 256, std::max<int64_t>(16, c));
   return std::max<int64_t>(1, std::min(c, std::max<int64_t>(1, N)));
 }
 }  // namespace cpu
@@ -33,21 +37,27 @@ void CpuBackend::logprob(const LogprobParams& p) {
                   " is outside [-1, V)");
   const bool bwd = p.dlogp != nullptr;
   if (bwd && (!p.dhidden || !p.dweight)) throw_error("cpu logprob: dlogp needs dhidden and dweight");
-  const int64_t C = cpu::logprob_chunk(N, V, p.chunk);
+  const int64_t C = cpu::logprob_chunk(N, V, p.chunk, bwd);
   const float* hidden = F(p.hidden);
   const float* W = F(p.weight);
   const auto& kn = kernels();
-  std::vector<float> buf(static_cast<size_t>(C * V));
+  // scratch from the backend's block cache: no zero fill and no fresh pages per call
+  struct Scratch {
+    Backend* be;
+    float* p;
+    ~Scratch() { be->dealloc(p); }
+  } scratch{this, static_cast<float*>(alloc(static_cast<size_t>(C * V) * sizeof(float)))};
+  float* const buf = scratch.p;
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int64_t n = std::min(C, N - r0);
     GemmParams g;  // logits = hidden[r0:r0+n] · W^T
     g.M = n; g.N = V; g.K = H; g.transB = true;
-    g.A = hidden + r0 * H; g.lda = H; g.B = W; g.ldb = H; g.C = buf.data(); g.ldc = V;
+    g.A = hidden + r0 * H; g.lda = H; g.B = W; g.ldb = H; g.C = buf; g.ldc = V;
     if (H > 0) cpu::sgemm(g);
-    else std::fill(buf.begin(), buf.begin() + n * V, 0.0f);
+    else std::fill(buf, buf + n * V, 0.0f);
     cpu::pool().parallel_for(n, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        float* row = buf.data() + i * V;
+        float* row = buf + i * V;
         const int64_t t = p.targets[r0 + i];
         const float lt = t >= 0 ? row[t] : 0.0f;
         const float m = kn.max(row, V);
@@ -65,11 +75,11 @@ void CpuBackend::logprob(const LogprobParams& p) {
     if (!bwd) continue;
     GemmParams dh;  // dhidden = dlogits · W
     dh.M = n; dh.N = H; dh.K = V;
-    dh.A = buf.data(); dh.lda = V; dh.B = W; dh.ldb = H; dh.C = F(p.dhidden) + r0 * H; dh.ldc = H;
+    dh.A = buf; dh.lda = V; dh.B = W; dh.ldb = H; dh.C = F(p.dhidden) + r0 * H; dh.ldc = H;
     if (H > 0) cpu::sgemm(dh);
     GemmParams dw;  // dweight += dlogits^T · hidden
     dw.M = V; dw.N = H; dw.K = n; dw.transA = true;
-    dw.A = buf.data(); dw.lda = V; dw.B = hidden + r0 * H; dw.ldb = H; dw.C = p.dweight; dw.ldc = H; dw.beta = 1.0f;
+    dw.A = buf; dw.lda = V; dw.B = hidden + r0 * H; dw.ldb = H; dw.C = p.dweight; dw.ldc = H; dw.beta = 1.0f;
     if (H > 0) cpu::sgemm(dw);
   }
 }
