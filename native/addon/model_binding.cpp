@@ -156,15 +156,25 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     }
     bool train = get_bool(a, "train", fn, false);
     bool want_logits = get_bool(a, "logits", fn, false);
+    // dlogprobs: the upstream gradients, known ahead (SFT): the LM head's gradient is made in this pass
+    std::shared_ptr<std::vector<float>> dl;
+    if (has(a, "dlogprobs") && !a.Get("dlogprobs").IsUndefined() && !a.Get("dlogprobs").IsNull()) {
+      if (!train) throw_range(std::string(fn) + ": dlogprobs need train: true (they are the gradients for the backward that follows)");
+      dl = std::make_shared<std::vector<float>>(f32_array(a.Get("dlogprobs"), fn, "dlogprobs"));
+      if (int64_t(dl->size()) != T) throw_range(std::string(fn) + ": dlogprobs has " + std::to_string(dl->size()) + " entries, tokens " + std::to_string(T));
+      for (float x : *dl)
+        if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
+    }
     if (want_logits && double(T) * double(c.vocab) > double(int64_t(1) << 31))
       throw_range(std::string(fn) + ": full logits would hold " + std::to_string(double(T) * double(c.vocab)) + " values (too many)");
     auto lp = std::make_shared<std::vector<float>>(size_t(T));
     auto lg = std::make_shared<std::vector<float>>(want_logits ? size_t(T * c.vocab) : 0);
     return run_async(
         info.Env(), fn,
-        [m, tokens, targets, cu, pos, train, want_logits, lp, lg]() {
+        [m, tokens, targets, cu, pos, train, want_logits, lp, lg, dl]() {
           std::lock_guard<std::mutex> g(m->mutex());
-          m->forward(*tokens, *targets, *cu, *pos, train, lp->data(), want_logits ? lg->data() : nullptr);
+          m->forward(*tokens, *targets, *cu, *pos, train, lp->data(), want_logits ? lg->data() : nullptr,
+                     dl ? dl->data() : nullptr);
         },
         [lp, lg, want_logits](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
@@ -176,15 +186,17 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
 
   method(env, o, h, "backward", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     const char* fn = "model.backward";
-    auto d = std::make_shared<std::vector<float>>(f32_array(info.Length() ? info[0] : info.Env().Undefined(), fn, "dlogprobs"));
+    // no argument: the dlogprobs given to the training forward
+    const bool given = info.Length() > 0 && !info[0].IsUndefined();
+    auto d = std::make_shared<std::vector<float>>(given ? f32_array(info[0], fn, "dlogprobs") : std::vector<float>{});
     for (float x : *d)
       if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
     return run_async(
         info.Env(), fn,
-        [m, d]() {
+        [m, d, given]() {
           std::lock_guard<std::mutex> g(m->mutex());
           // the length check needs the saved batch: done under the lock
-          m->backward_checked(d->data(), int64_t(d->size()));
+          m->backward_checked(given ? d->data() : nullptr, int64_t(d->size()));
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   });

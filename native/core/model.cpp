@@ -644,7 +644,9 @@ void Model::layer_backward(int l, LayerActs& a, int64_t T, const int32_t* pos, c
 
 // ------------------------------------------------------------------ training
 void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets, const std::vector<int32_t>& cu,
-                    const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits) {
+                    const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits,
+                    const float* dlogp_ahead) {
+  if (dlogp_ahead && !train) throw_error("forward: dlogprobs ahead of backward need a training forward (train: true)");
   const ModelConfig& c = cfg_;
   int64_t T = int64_t(tokens.size()), H = c.hidden;
   if (train) saved_ = Saved{};  // a gradient-free forward leaves a pending training forward alone
@@ -679,11 +681,13 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
   RmsNormParams rn;
   rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = x.p(); rn.w = W(final_norm_); rn.y = xf.p(); rn.rstd = rstdf.f();
   be_->rmsnorm_forward(rn);
-  DevBuf lp = alloc_f32(T), lse = alloc_f32(T);
-  LogprobParams lpp;
-  lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf.p(); lpp.weight = head_w(); lpp.targets = d_tgt.i();
-  lpp.logprob = lp.f(); lpp.lse = lse.f();
-  be_->logprob(lpp);
+  DevBuf lp = alloc_f32(T), lse = alloc_f32(T), d_dlogp, dxf;
+  if (dlogp_ahead) {
+    d_dlogp = alloc_f32(T);
+    be_->copy_from_host(d_dlogp.p(), dlogp_ahead, size_t(T) * 4);
+    dxf = alloc_act(T * H);
+  }
+  head_logprob(T, xf.p(), d_tgt.i(), lp.f(), lse.f(), d_dlogp.f(), dxf.p());
   be_->copy_to_host(logprobs, lp.p(), size_t(T) * 4);
   if (logits) {
     DevBuf lg = alloc_f32(T * c.vocab);
@@ -697,30 +701,52 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
     saved_.tokens = d_tok; saved_.targets = d_tgt; saved_.cu = d_cu; saved_.pos = d_pos;
     saved_.xf = xf; saved_.rstdf = rstdf; saved_.x_last = x;
     saved_.acts = std::move(acts);
+    if (dlogp_ahead) {
+      saved_.dxf = dxf;
+      saved_.dlogp.assign(dlogp_ahead, dlogp_ahead + T);
+    }
   }
+}
+
+void Model::head_logprob(int64_t T, const void* xf, const int32_t* targets, float* lp, float* lse, const float* dlogp,
+                         void* dhidden) {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden;
+  LogprobParams lpp;
+  lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf; lpp.weight = head_w(); lpp.targets = targets;
+  lpp.logprob = lp; lpp.lse = lse;
+  DevBuf head_scratch;
+  if (dlogp) {
+    ensure_grads(lora_active() ? lora_ : base_);
+    lpp.dlogp = dlogp; lpp.dhidden = dhidden;
+    lpp.dweight = head_g();
+    if (!lpp.dweight) {  // frozen head (LoRA): its gradient is made and dropped
+      head_scratch = alloc_f32(c.vocab * H);
+      be_->memset_zero(head_scratch.p(), size_t(c.vocab * H) * 4);
+      lpp.dweight = head_scratch.f();
+    }
+  }
+  be_->logprob(lpp);
 }
 
 void Model::backward(const float* dlogp) {
   if (!saved_.valid) throw_error("backward: no training forward to differentiate (call forward(batch, {train: true}) first)");
   const ModelConfig& c = cfg_;
   int64_t T = saved_.T, H = c.hidden;
-  ParamGroup& g = lora_active() ? lora_ : base_;
-  ensure_grads(g);
-  DevBuf d_dlogp = alloc_f32(T);
-  be_->copy_from_host(d_dlogp.p(), dlogp, size_t(T) * 4);
-  DevBuf dxf = alloc_act(T * H), lp = alloc_f32(T), lse = alloc_f32(T);
-  LogprobParams lpp;
-  lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = saved_.xf.p(); lpp.weight = head_w(); lpp.targets = saved_.targets.i();
-  lpp.logprob = lp.f(); lpp.lse = lse.f(); lpp.dlogp = d_dlogp.f(); lpp.dhidden = dxf.p();
-  DevBuf head_scratch;
-  lpp.dweight = head_g();
-  if (!lpp.dweight) {
-    head_scratch = alloc_f32(c.vocab * H);
-    be_->memset_zero(head_scratch.p(), size_t(c.vocab * H) * 4);
-    lpp.dweight = head_scratch.f();
+  ensure_grads(lora_active() ? lora_ : base_);
+  DevBuf dxf = saved_.dxf;
+  if (dxf) {
+    // the forward made the head's gradients for saved_.dlogp already
+    if (dlogp && std::memcmp(dlogp, saved_.dlogp.data(), size_t(T) * 4) != 0)
+      throw_range("backward: dlogprobs differ from those given to the training forward (forward(batch, {train: true, "
+                  "dlogprobs}) already applied them to the LM head; pass the same values, or none)");
+  } else {
+    if (!dlogp) throw_range("backward: dlogprobs are needed (the training forward was not given any)");
+    DevBuf d_dlogp = alloc_f32(T), lp = alloc_f32(T), lse = alloc_f32(T);
+    be_->copy_from_host(d_dlogp.p(), dlogp, size_t(T) * 4);
+    dxf = alloc_act(T * H);
+    head_logprob(T, saved_.xf.p(), saved_.targets.i(), lp.f(), lse.f(), d_dlogp.f(), dxf.p());
   }
-  be_->logprob(lpp);
-  head_scratch = DevBuf{};
   DevBuf dx = alloc_act(T * H), dscr;
   RmsNormParams rn;
   rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = saved_.x_last.p(); rn.w = W(final_norm_); rn.rstd = saved_.rstdf.f();
@@ -754,7 +780,7 @@ void Model::backward(const float* dlogp) {
 
 void Model::backward_checked(const float* dlogp, int64_t n) {
   if (!saved_.valid) throw_error("backward: no training forward to differentiate (call forward(batch, {train: true}) first)");
-  if (n != saved_.T)
+  if (dlogp && n != saved_.T)
     throw_range("backward: dlogprobs has " + std::to_string(n) + " entries, the last training forward had " + std::to_string(saved_.T) + " tokens");
   backward(dlogp);
 }

@@ -114,10 +114,16 @@ class Model {
   // ---- training
   void set_recompute(bool on) { recompute_ = on; }
   // tokens/targets/pos [T], cu [nseq+1] (host). logprobs [T] out (host); logits [T*V] when non-null.
+  // dlogp_ahead [T] (host, train only): the upstream gradients on the log-probabilities,
+  // known before the forward (SFT: -1/n on the target tokens). The LM head's gradient is
+  // then made in the forward's own pass over the vocabulary (3 GEMMs of T*H*V instead of
+  // 4: backward does not compute the logits again), its dweight accumulated at once;
+  // backward() must follow with the same values (or none).
   void forward(const std::vector<int32_t>& tokens, const std::vector<int32_t>& targets, const std::vector<int32_t>& cu,
-               const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits);
-  void backward(const float* dlogp);  // host [T]
-  void backward_checked(const float* dlogp, int64_t n);  // checks n == T of the saved forward
+               const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits,
+               const float* dlogp_ahead = nullptr);
+  void backward(const float* dlogp);  // host [T]; nullptr: the dlogp_ahead of the forward
+  void backward_checked(const float* dlogp, int64_t n);  // checks n == T of the saved forward (dlogp may be null)
   void zero_grad();
   StepInfo step(const OptimOptions& o);
   void save_training_state(const std::string& path) const;
@@ -215,7 +221,13 @@ class Model {
     int64_t T = 0, nseq = 0;
     DevBuf tokens, targets, cu, pos, xf, rstdf, x_last;
     std::vector<LayerActs> acts;
+    DevBuf dxf;                // d(final norm output), made by a forward with dlogp_ahead
+    std::vector<float> dlogp;  // that forward's dlogp_ahead (backward checks it)
   } saved_;
+  // the LM head's log-prob op over hidden xf [T, H]; with dlogp (device [T]) also
+  // dhidden (written) and the head's weight gradient (accumulated)
+  void head_logprob(int64_t T, const void* xf, const int32_t* targets, float* lp, float* lse, const float* dlogp,
+                    void* dhidden);
 
   // KV cache
   int64_t block_size_ = 16;

@@ -95,8 +95,8 @@ export async function benchTrain(c: (typeof CONFIGS)[number], steps: number, dev
   const dl = new Float32Array(T).fill(-1 / T);
   const once = async () => {
     m.zeroGrad();
-    await m.forward({ tokens, targets, cuSeqlens: cu }, { train: true });
-    await m.backward(dl);
+    await m.forward({ tokens, targets, cuSeqlens: cu }, { train: true, dlogprobs: dl }); // as the SFT trainer does
+    await m.backward();
     await m.step({ lr: 1e-4, maxGradNorm: 1 });
   };
   await once(); // warm-up

@@ -104,10 +104,11 @@ export async function runItool(s: Shape, steps: number, dir: string): Promise<Si
     for (let i = 0; i < dl.length; i++) dl[i] = batch.targets[i]! >= 0 ? -1 / n : 0;
     const step = async () => {
       m.zeroGrad();
-      const { logprobs } = await m.forward(batch, { train: true });
+      // as the SFT trainer does (src/train/sft.ts): the gradients go with the forward
+      const { logprobs } = await m.forward(batch, { train: true, dlogprobs: dl });
       let sum = 0;
       for (let i = 0; i < logprobs.length; i++) if (batch.targets[i]! >= 0) sum -= logprobs[i]!;
-      await m.backward(dl);
+      await m.backward();
       await m.step({ lr: LR, maxGradNorm: MAX_GRAD_NORM });
       return sum / n;
     };

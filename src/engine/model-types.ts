@@ -52,6 +52,14 @@ export interface ForwardOptions {
   train?: boolean;
   /** also return the full logits [T, V] (memory: T*V floats) */
   logits?: boolean;
+  /**
+   * With train: the upstream gradients on the log-probabilities [T], when they are known
+   * before the forward (SFT: -1/n on the target tokens). The LM head's gradients are then
+   * made in the forward's own pass over the vocabulary (one GEMM of T x H x V fewer than
+   * forward + backward(dlogprobs)), and its weight gradient is accumulated at once;
+   * call backward() next, with no argument or the same values.
+   */
+  dlogprobs?: Float32Array;
 }
 
 export interface ForwardResult {
@@ -139,8 +147,11 @@ export interface Model {
   readonly lora: LoraOptions | null;
 
   forward(batch: PackedBatch, opts?: ForwardOptions): Promise<ForwardResult>;
-  /** accumulates parameter gradients for upstream gradients on the last train-forward's log-probabilities */
-  backward(dlogprobs: Float32Array): Promise<void>;
+  /**
+   * accumulates parameter gradients for upstream gradients on the last train-forward's
+   * log-probabilities (none: the dlogprobs given to that forward)
+   */
+  backward(dlogprobs?: Float32Array): Promise<void>;
   /** gradient-free per-token log-probabilities */
   logprobs(batch: PackedBatch): Promise<Float32Array>;
   zeroGrad(): void;

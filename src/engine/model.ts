@@ -155,10 +155,11 @@ class NativeModelImpl implements Model {
       positions: batch.positions,
       train: opts.train ?? false,
       logits: opts.logits ?? false,
+      dlogprobs: opts.dlogprobs,
     })) as ForwardResult;
     return r;
   }
-  async backward(dlogprobs: Float32Array): Promise<void> {
+  async backward(dlogprobs?: Float32Array): Promise<void> {
     await this.handle().backward(dlogprobs);
   }
   async logprobs(batch: PackedBatch): Promise<Float32Array> {

@@ -103,17 +103,16 @@ export async function sftForwardBackward(model: Model, micro: readonly (readonly
   let sum = 0;
   for (const mb of micro) {
     const batch = packSequences(mb);
-    const { logprobs } = await model.forward(batch, { train: true });
+    // the gradients are known before the forward: it makes the LM head's in its own pass
     const dl = new Float32Array(batch.tokens.length);
+    for (let i = 0; i < batch.targets.length; i++) if (batch.targets[i]! >= 0) dl[i] = -1 / n;
+    const { logprobs } = await model.forward(batch, { train: true, dlogprobs: dl });
     let part = 0;
-    for (let i = 0; i < batch.targets.length; i++) {
-      if (batch.targets[i]! < 0) continue;
-      part -= logprobs[i]!;
-      dl[i] = -1 / n;
-    }
+    for (let i = 0; i < batch.targets.length; i++) if (batch.targets[i]! >= 0) part -= logprobs[i]!;
     sum += part;
-    if (!Number.isFinite(part)) return { loss: part, tokens, lossTokens: n }; // poisoned: no backward
-    await model.backward(dl);
+    // poisoned: no backward; the loop zeroes the gradients (the head's included) and skips the step
+    if (!Number.isFinite(part)) return { loss: part, tokens, lossTokens: n };
+    await model.backward();
   }
   return { loss: sum / n, tokens, lossTokens: n };
 }

@@ -171,6 +171,45 @@ for (const [arch, over] of ARCHS) {
       m.zeroGrad();
     });
 
+    it('dlogprobs given to the training forward (the SFT path) give the same gradients as backward(dlogprobs)', async () => {
+      const dl = new Float32Array(batch.tokens.length);
+      const rr = rng(11);
+      for (let i = 0; i < dl.length; i++) dl[i] = batch.targets[i]! >= 0 ? rr() * 2 - 1 : 0;
+      m.zeroGrad();
+      const a = await m.forward(batch, { train: true });
+      await m.backward(dl);
+      const g1 = m.paramNames().map((n) => m.getGrad(n));
+      m.zeroGrad();
+      const b = await m.forward(batch, { train: true, dlogprobs: dl });
+      expect(b.logprobs).toEqual(a.logprobs);
+      await m.backward();
+      // the same chunked GEMMs in the same order: bitwise equal, the LM head's included
+      m.paramNames().forEach((n, i) => expect(m.getGrad(n), n).toEqual(g1[i]));
+      // backward with the same values is accepted too
+      m.zeroGrad();
+      await m.forward(batch, { train: true, dlogprobs: dl });
+      await m.backward(dl.slice());
+      m.paramNames().forEach((n, i) => expect(m.getGrad(n), n).toEqual(g1[i]));
+      m.zeroGrad();
+    });
+
+    it('dlogprobs ahead: mismatched or missing gradients are refused with errors naming them', async () => {
+      const n = batch.tokens.length;
+      const dl = new Float32Array(n).fill(-0.5);
+      await m.forward(batch, { train: true, dlogprobs: dl });
+      const other = dl.slice();
+      other[0] = 0.25;
+      await expect(m.backward(other)).rejects.toThrow(/dlogprobs differ from those given to the training forward/);
+      await m.forward(batch, { train: true });
+      await expect(m.backward()).rejects.toThrow(/dlogprobs are needed/);
+      await expect(m.forward(batch, { dlogprobs: dl })).rejects.toThrow(/dlogprobs need train: true/);
+      await expect(m.forward(batch, { train: true, dlogprobs: new Float32Array(n + 1) })).rejects.toThrow(/dlogprobs has/);
+      const bad = dl.slice();
+      bad[1] = NaN;
+      await expect(m.forward(batch, { train: true, dlogprobs: bad })).rejects.toThrow(/NaN or Inf/);
+      m.zeroGrad();
+    });
+
     it('a packed batch equals its sequences run one by one', async () => {
       const packed = await m.logprobs(batch);
       for (let s = 0; s < seqs.length; s++) {
@@ -444,6 +483,12 @@ describe('LoRA', () => {
     await m.forward(batch, { train: true });
     await m.backward(dl);
     checkGrads(m, cfg, batch, dl, m.paramNames().filter((x) => x.includes('lora_')), 13);
+    // the SFT path (gradients given to the forward, frozen LM head) gives the same adapter gradients
+    const g1 = m.paramNames().map((n) => m.getGrad(n));
+    m.zeroGrad();
+    await m.forward(batch, { train: true, dlogprobs: dl });
+    await m.backward();
+    m.paramNames().forEach((n, i) => expect(m.getGrad(n), n).toEqual(g1[i]));
     const frozen = 'model.layers.0.self_attn.q_proj.weight';
     const w0 = m.getParam(frozen);
     await m.step({ lr: 1e-2 });

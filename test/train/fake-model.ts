@@ -15,6 +15,7 @@ export class BigramModel implements Model {
   v: Float64Array;
   t = 0;
   private last: PackedBatch | null = null;
+  private ahead: Float32Array | null = null;
   private lastSoftmax: Float64Array[] = [];
   /** test hooks */
   poisonForward: ((batch: PackedBatch) => boolean) | null = null;
@@ -68,11 +69,14 @@ export class BigramModel implements Model {
   async forward(batch: PackedBatch, opts: ForwardOptions = {}): Promise<ForwardResult> {
     const lp = this.compute(batch, !!opts.train);
     this.last = opts.train ? batch : null;
+    this.ahead = opts.train && opts.dlogprobs ? opts.dlogprobs.slice() : null;
     return { logprobs: lp };
   }
-  async backward(dl: Float32Array): Promise<void> {
+  async backward(given?: Float32Array): Promise<void> {
     const b = this.last;
     if (!b) throw new Error('backward without a train forward');
+    const dl = given ?? this.ahead;
+    if (!dl) throw new RangeError('backward: dlogprobs are needed');
     if (dl.length !== b.tokens.length) throw new RangeError('dlogprobs length');
     this.dlogprobsSeen.push(dl.slice());
     const V = this.V;
