@@ -60,12 +60,29 @@ inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64
 // tile t (BK positions from the sequence start), a contiguous [D, BK] block. A key tile
 // is then read with a row stride of BK floats (a row stride of T floats, a multiple of
 // 4 KiB for long packs, makes the D rows of a tile collide in the same cache sets).
+// Scratch from the CPU backend's block cache (no zero fill, no fresh pages per call).
+struct Scratch {
+  float* p = nullptr;
+  Scratch() = default;
+  explicit Scratch(size_t n) : p(static_cast<float*>(cpu_backend()->alloc(std::max<size_t>(1, n) * sizeof(float)))) {}
+  ~Scratch() {
+    if (p) cpu_backend()->dealloc(p);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Scratch(Scratch&& o) noexcept : p(o.p) { o.p = nullptr; }
+  Scratch& operator=(Scratch&& o) noexcept {
+    std::swap(p, o.p);
+    return *this;
+  }
+};
 struct TileT {
-  std::vector<float> buf;
+  Scratch buf;
   std::vector<int64_t> base;  // first tile of each sequence
   int64_t ntiles = 0, D = 0;
+  // positions past a sequence's end in its last tile are left unset: never read
   const float* tile(int64_t h, int64_t s, int64_t j0) const {
-    return buf.data() + ((h * ntiles) + base[s] + j0 / BK) * D * BK;
+    return buf.p + ((h * ntiles) + base[s] + j0 / BK) * D * BK;
   }
 };
 TileT tile_transpose(const float* x, const int32_t* cu, int64_t nseq, int64_t H, int64_t D) {
@@ -74,7 +91,7 @@ TileT tile_transpose(const float* x, const int32_t* cu, int64_t nseq, int64_t H,
   t.base.resize(static_cast<size_t>(nseq) + 1);
   for (int64_t s = 0; s < nseq; ++s) t.base[s + 1] = t.base[s] + (cu[s + 1] - cu[s] + BK - 1) / BK;
   t.ntiles = t.base[nseq];
-  t.buf.assign(static_cast<size_t>(H * t.ntiles * D * BK), 0.0f);
+  t.buf = Scratch(static_cast<size_t>(H * t.ntiles * D * BK));
   // (head, tile) pairs; the sequence of a tile found by a walk over base
   std::vector<int32_t> seq_of(static_cast<size_t>(t.ntiles));
   for (int64_t s = 0; s < nseq; ++s)
@@ -83,7 +100,7 @@ TileT tile_transpose(const float* x, const int32_t* cu, int64_t nseq, int64_t H,
     for (int64_t it = b; it < e; ++it) {
       const int64_t h = it / t.ntiles, k = it % t.ntiles, s = seq_of[k];
       const int64_t start = cu[s], L = cu[s + 1] - start, j0 = (k - t.base[s]) * BK, nk = std::min(BK, L - j0);
-      float* blk = t.buf.data() + (h * t.ntiles + k) * D * BK;
+      float* blk = t.buf.p + (h * t.ntiles + k) * D * BK;
       const float* src = x + ((start + j0) * H + h) * D;
       for (int64_t d = 0; d < D; ++d)
         for (int64_t j = 0; j < nk; ++j) blk[d * BK + j] = src[j * H * D + d];
@@ -157,7 +174,8 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
   const float scale = p.scale;
   const auto& kn = kernels();
   // Delta[t, h] = dout · out
-  std::vector<float> delta(static_cast<size_t>(T * Hq));
+  Scratch delta_buf(static_cast<size_t>(T * Hq));
+  float* const delta = delta_buf.p;
   cpu::pool().parallel_for(T * Hq, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) delta[i] = kn.dot(dout + i * D, o + i * D, D);
   }, 256);

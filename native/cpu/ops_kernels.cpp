@@ -2,6 +2,7 @@
 #define ITOOL_KNAME kernels_base
 #define ITOOL_KNAME_STR "scalar"
 #define ITOOL_KRB 4  // rows per register block
+#define ITOOL_KNV 2  // vectors of columns per register block
 #define ITOOL_KVW 4  // floats per vector
 #include "ops_kernels.inc"
 #include "../core/cpu_features.h"
