@@ -9,6 +9,9 @@
 // shape. Rows: ms/step (median of the timed steps after one warm-up step), tokens/s,
 // achieved GFLOP/s (6N + 12·L·H·T FLOPs per token), peak RSS of each process, ratio
 // itool/peer tokens/s. itool runs in a child process so that its peak RSS is its own.
+// Then numpy's SGEMM (bench/numpy_gemm.py, OpenBLAS, itool's thread count) on square
+// 2048 and on the largest GEMM of each shape's step, in the same run: each itool row
+// gets `fractionOfNumpy`, its training GFLOP/s over numpy's best SGEMM figure.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +20,8 @@ import { createModel } from '../engine/model.js';
 import { llamaConfig } from '../engine/config.js';
 import { packageRoot } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
+import { info } from '../engine/engine.js';
+import { NumpyPeer, type GemmShape } from './gemm.js';
 import { xorshift32 } from './random.js';
 
 export interface Shape {
@@ -81,6 +86,45 @@ export interface CompareRow {
   gflops: number;
   peakRssMiB: number;
   ratio?: number; // itool tokens/s over the peer's, on the itool row
+  fractionOfNumpy?: number; // itool GFLOP/s over numpy's best SGEMM GFLOP/s in the same run, on the itool row
+}
+
+export interface NumpyRow {
+  name: string;
+  m: number;
+  n: number;
+  k: number;
+  transB: boolean;
+  threads: number;
+  gflops: number;
+}
+
+/** The SGEMMs numpy is timed on: square 2048, and each shape's largest GEMM (gate/up projection over the batch). */
+export function numpyShapes(shapes: Shape[]): GemmShape[] {
+  const out: GemmShape[] = [{ name: 'square 2048', m: 2048, n: 2048, k: 2048 }];
+  for (const s of shapes) {
+    const c = s.config;
+    out.push({ name: `${s.name} gate/up`, m: s.batch * s.seqLen, n: c.intermediateSize, k: c.hiddenSize, transB: true });
+  }
+  return out;
+}
+
+async function numpyReference(shapes: Shape[], threads: number): Promise<{ rows: NumpyRow[]; note: string } | { rows: null; note: string }> {
+  const started = await NumpyPeer.start();
+  if (!started.ok) return { rows: null, note: `no numpy SGEMM reference: ${started.reason}` };
+  const { peer, info: np } = started;
+  const rows: NumpyRow[] = [];
+  try {
+    for (const g of numpyShapes(shapes)) {
+      const gflops = await peer.measure(g, threads, 5, 0.1);
+      if (gflops === null) return { rows: null, note: `no numpy SGEMM reference: ${peer.failure ?? 'bench/numpy_gemm.py stopped answering'}` };
+      rows.push({ name: g.name, m: g.m, n: g.n, k: g.k, transB: !!g.transB, threads, gflops });
+    }
+  } finally {
+    peer.close();
+  }
+  const list = rows.map((r) => `${r.name} ${r.m}x${r.n}x${r.k} ${r.gflops.toFixed(0)}`).join(', ');
+  return { rows, note: `numpy ${np.numpy} SGEMM GFLOP/s on ${threads} threads (${np.corename ?? 'OpenBLAS'}), same run: ${list}` };
 }
 
 const median = (a: number[]) => {
@@ -178,7 +222,7 @@ interface Opts {
 }
 
 function parseArgs(argv: string[]): Opts {
-  const o: Opts = { json: false, quick: false, steps: 3, shapes: [], child: null, dir: null };
+  const o: Opts = { json: false, quick: false, steps: 5, shapes: [], child: null, dir: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = () => {
@@ -204,7 +248,7 @@ function parseArgs(argv: string[]): Opts {
 }
 
 export function formatCompare(rows: CompareRow[]): string {
-  const head = ['shape', 'engine', 'params', 'B x T', 'loss0', 'ms/step', 'tok/s', 'GFLOP/s', 'peak RSS MiB', 'ratio'];
+  const head = ['shape', 'engine', 'params', 'B x T', 'loss0', 'ms/step', 'tok/s', 'GFLOP/s', 'peak RSS MiB', 'ratio', 'of numpy SGEMM'];
   const body = rows.map((r) => [
     r.shape,
     r.side,
@@ -216,6 +260,7 @@ export function formatCompare(rows: CompareRow[]): string {
     r.gflops.toFixed(1),
     r.peakRssMiB.toFixed(0),
     r.ratio !== undefined ? r.ratio.toFixed(2) : '',
+    r.fractionOfNumpy !== undefined ? `${(100 * r.fractionOfNumpy).toFixed(0)}%` : '',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
@@ -269,7 +314,22 @@ export async function main(argv: string[]): Promise<void> {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  if (o.json) process.stdout.write(JSON.stringify({ device: 'cpu', rows, notes }, null, 2) + '\n');
+  let numpy: NumpyRow[] | null = null;
+  if (!o.quick) {
+    // last, after every itool and torch step: OpenBLAS's threads spin on after its calls
+    const ref = await numpyReference(names.map((n) => SHAPES.find((x) => x.name === n)!), info().cpu.threads);
+    notes.push(ref.note);
+    numpy = ref.rows;
+    if (numpy) {
+      const best = Math.max(...numpy.map((r) => r.gflops));
+      for (const r of rows)
+        if (r.side === 'itool') {
+          r.fractionOfNumpy = r.gflops / best;
+          notes.push(`${r.shape}: itool trains at ${r.gflops.toFixed(0)} GFLOP/s, ${(100 * r.fractionOfNumpy).toFixed(0)}% of numpy's best SGEMM (${best.toFixed(0)})`);
+        }
+    }
+  }
+  if (o.json) process.stdout.write(JSON.stringify({ device: 'cpu', rows, numpy, notes }, null, 2) + '\n');
   else process.stdout.write(formatCompare(rows) + '\n' + notes.map((n) => `note: ${n}`).join('\n') + '\n');
   if (mismatch) process.exitCode = 1;
 }

@@ -84,6 +84,36 @@ describe('bench train --compare torch', () => {
     expect(out.notes.join(' ')).toMatch(/peer not run/);
   });
 
+  it.skipIf(asan)('the full form adds numpy SGEMM rows from the same run and each itool row its fraction of them (or says why not)', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'train', '--compare', 'torch', '--shape', 'tiny', '--steps', '1', '--json'], {
+      encoding: 'utf8',
+      env: process.env,
+      timeout: 300_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      rows: Array<{ side: string; gflops: number; fractionOfNumpy?: number }>;
+      numpy: Array<{ name: string; m: number; n: number; k: number; gflops: number; threads: number }> | null;
+      notes: string[];
+    };
+    const itoolRow = out.rows.find((x) => x.side === 'itool')!;
+    if (out.numpy === null) {
+      // python3 without numpy: the itool rows stay and a note says why
+      expect(out.notes.join(' ')).toMatch(/no numpy SGEMM reference: /);
+      expect(itoolRow.fractionOfNumpy).toBeUndefined();
+      return;
+    }
+    // square 2048, then the tiny shape's gate/up GEMM: B*T rows x intermediate x hidden
+    const tiny = SHAPES.find((s) => s.name === 'tiny')!;
+    expect(out.numpy.map((x) => [x.m, x.n, x.k])).toEqual([
+      [2048, 2048, 2048],
+      [tiny.batch * tiny.seqLen, tiny.config.intermediateSize, tiny.config.hiddenSize],
+    ]);
+    for (const x of out.numpy) expect(x.gflops).toBeGreaterThan(0);
+    const best = Math.max(...out.numpy.map((x) => x.gflops));
+    expect(itoolRow.fractionOfNumpy).toBeCloseTo(itoolRow.gflops / best, 10);
+  });
+
   it('an unknown shape is an error naming it', () => {
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'itool.js'), 'bench', 'train', '--compare', 'torch', '--shape', 'huge'], {
       encoding: 'utf8',
