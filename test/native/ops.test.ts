@@ -1,7 +1,9 @@
 // CPU ops against float64 references (the op table in op-table.ts), at every CPU kernel
 // level the machine has; determinism; argument validation.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addon } from '../helpers/native.js';
+import { addon, repoRoot } from '../helpers/native.js';
 import * as ops from '../../src/engine/ops.js';
 import { tensor } from '../../src/engine/tensor.js';
 import { opTable, randn, rng, type Ctx } from './op-table.js';
@@ -58,6 +60,50 @@ describe('determinism', () => {
     };
     const a = await run(), b = await run();
     for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i]!.buffer).equals(Buffer.from(b[i]!.buffer))).toBe(true);
+  });
+});
+
+// The CPU attention backward has two ways (native/cpu/ops_attention.cpp): one pass per
+// (sequence, kv head), or a dK/dV pass then a dQ pass. Which one runs depends on the
+// thread count and the shapes; both must give the same bits at every kernel level.
+describe('attention backward: one pass and two passes', () => {
+  const script = `
+import { createHash } from 'node:crypto';
+import { loadNative } from ${JSON.stringify(join(repoRoot, 'dist', 'engine', 'native.js'))};
+const n = loadNative();
+let a = 12345;
+const rnd = () => { a = (a * 1103515245 + 12345) >>> 0; return a / 4294967296 - 0.5; };
+const t = (len, shape, s = 1) => n.tensorFromArray({ data: Float32Array.from({ length: len }, () => rnd() * s), dtype: 'f32', shape });
+const cases = [[[0, 1, 8, 9, 46, 346], 4, 2, 16], [[0, 0, 70, 70, 200], 8, 2, 64], [[0, 97, 130], 3, 1, 5], [[0, 33, 66, 99, 132], 4, 4, 8]];
+const out = {};
+for (const level of n.info().cpu.available.filter((l) => l !== 'neon')) {
+  n.setCpuKernels(level);
+  for (const [cu, Hq, Hkv, D] of cases) {
+    const T = cu[cu.length - 1];
+    const q = t(T * Hq * D, [T, Hq, D], 2), k = t(T * Hkv * D, [T, Hkv, D], 2), v = t(T * Hkv * D, [T, Hkv, D]), dout = t(T * Hq * D, [T, Hq, D]);
+    const cuT = n.tensorFromArray({ data: Int32Array.from(cu), dtype: 'i32', shape: [cu.length] });
+    const f = await n.ops.attentionForward({ q, k, v, cuSeqlens: cuT });
+    const g = await n.ops.attentionBackward({ q, k, v, cuSeqlens: cuT, out: f.out, lse: f.lse, dout });
+    const h = createHash('sha256');
+    for (const x of [g.dq, g.dk, g.dv]) h.update(Buffer.from(x.toArray().buffer));
+    out[level + ' ' + cu.join('/')] = h.digest('hex');
+  }
+}
+console.log(JSON.stringify(out));
+`;
+  const run = (way: string | undefined): Record<string, string> => {
+    const env = { ...process.env };
+    if (way) env.ITOOL_ATTENTION_BACKWARD = way;
+    else delete env.ITOOL_ATTENTION_BACKWARD;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
+  };
+  it('give bitwise equal dq, dk, dv (packed, empty and ragged sequences, GQA 1 to 4)', () => {
+    const one = run('one-pass'), two = run('two-pass'), auto = run(undefined);
+    expect(Object.keys(one).length).toBeGreaterThanOrEqual(4);
+    expect(one).toEqual(two);
+    expect(auto).toEqual(one);
   });
 });
 
