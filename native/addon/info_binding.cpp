@@ -2,6 +2,7 @@
 #include "../core/cpu_features.h"
 #include "../core/cuda_info.h"
 #include "../core/threadpool.h"
+#include "../cpu/ops_kernels.h"
 #include "util.h"
 
 #ifndef ITOOL_VERSION
@@ -87,9 +88,30 @@ static Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), cpu_level_name(cpu_level()));
 }
 
+// cpuExpSumF64(x: Float32Array, m, t) -> { w: Float64Array, sum }: the sampler's double
+// exponentials w[j] = exp((x[j] - m) / t) at the current kernel level (for tests against
+// Math.exp).
+static Napi::Value CpuExpSumF64(const Napi::CallbackInfo& info) {
+  const char* fn = "cpuExpSumF64";
+  if (info.Length() < 3) throw_type("cpuExpSumF64(x, m, t): three arguments are required");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type("cpuExpSumF64: argument 'x' must be a Float32Array");
+  Napi::Float32Array x = info[0].As<Napi::Float32Array>();
+  const double m = number_value(info[1], fn, "m", -3.4e38, 3.4e38);
+  const double t = number_value(info[2], fn, "t", 1e-30, 1e30);
+  const int64_t n = int64_t(x.ElementLength());
+  Napi::Float64Array w = Napi::Float64Array::New(info.Env(), size_t(n));
+  const double sum = itool::cpu::kernels().exp_sum_f64(w.Data(), x.Data(), float(m), t, n);
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("w", w);
+  r.Set("sum", Napi::Number::New(info.Env(), sum));
+  return r;
+}
+
 static void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("info", js_fn(env, "info", Info));
   exports.Set("setCpuKernels", js_fn(env, "setCpuKernels", SetCpuKernels));
+  exports.Set("cpuExpSumF64", js_fn(env, "cpuExpSumF64", CpuExpSumF64));
 }
 ITOOL_REGISTER(info, Register);
 

@@ -42,6 +42,9 @@ struct OpKernels {
   // C[m*ldc + n] += alpha * sum_k A[k*lda + m] * B[k*ldb + n]
   void (*mm_tn_acc)(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M,
                     int64_t K, int64_t N, float alpha);
+  // w[j] = exp((x[j] - m) / t) in double (about 1e-16 relative; 0 below exp(-708)) for
+  // j < n; returns sum_j w[j] (8 lanes, fixed combining order). The sampler's weights.
+  double (*exp_sum_f64)(double* w, const float* x, float m, double t, int64_t n);
 };
 
 const OpKernels& kernels();  // for the current cpu_level()

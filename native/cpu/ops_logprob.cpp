@@ -2,7 +2,7 @@
 // tokens: for each chunk of rows the logits [chunk, V] are made by one GEMM, reduced
 // to log-sum-exp and the target's log-prob, and (when dlogp is given) turned in place
 // into dlogits, from which two more GEMMs give dhidden (written) and dweight
-// (accumulated). The scratch is chunk*V floats; N*V logits never exist at once.
+// (accumulated; skipped when dweight is null, a frozen head). The scratch is chunk*V floats; N*V logits never exist at once.
 #include <cmath>
 #include <vector>
 #include "gemm.h"
@@ -36,7 +36,7 @@ void CpuBackend::logprob(const LogprobParams& p) {
       throw_range("cpu logprob: targets[" + std::to_string(i) + "] = " + std::to_string(p.targets[i]) +
                   " is outside [-1, V)");
   const bool bwd = p.dlogp != nullptr;
-  if (bwd && (!p.dhidden || !p.dweight)) throw_error("cpu logprob: dlogp needs dhidden and dweight");
+  if (bwd && !p.dhidden) throw_error("cpu logprob: dlogp needs dhidden");
   const int64_t C = cpu::logprob_chunk(N, V, p.chunk, bwd);
   const float* hidden = F(p.hidden);
   const float* W = F(p.weight);
@@ -80,7 +80,7 @@ void CpuBackend::logprob(const LogprobParams& p) {
     GemmParams dw;  // dweight += dlogits^T · hidden
     dw.M = V; dw.N = H; dw.K = n; dw.transA = true;
     dw.A = buf; dw.lda = V; dw.B = hidden + r0 * H; dw.ldb = H; dw.C = p.dweight; dw.ldc = H; dw.beta = 1.0f;
-    if (H > 0) cpu::sgemm(dw);
+    if (H > 0 && p.dweight) cpu::sgemm(dw);  // no dweight: a frozen head
   }
 }
 

@@ -6,7 +6,9 @@
 // otherwise the tokens sorted by logit (descending, ties toward the lower index),
 // cut to the top k, then to the shortest prefix whose probability mass (renormalised
 // over the top-k survivors) reaches top_p. The token is the first candidate whose
-// cumulative weight exceeds u * total. Probabilities are computed in double.
+// cumulative weight exceeds u * total. Probabilities are computed in double: the
+// exponentials over the vocabulary by the vectorised kernel (kn.exp_sum_f64, about 1e-16
+// relative), the normaliser and the plain temperature weights in one pass when T is 1.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -34,15 +36,28 @@ void CpuBackend::sample(const SampleParams& p) {
   if (!(p.top_p > 0.0f) || p.top_p > 1.0f) throw_range("cpu sample: top_p must be in (0, 1]");
   if (p.top_k < 0) throw_range("cpu sample: top_k must be >= 0");
   const float* logits = p.logits;
+  const auto& kn = cpu::kernels();
   cpu::for_items(p.B, [&](int64_t b) {
     const float* x = logits + b * V;
+    thread_local std::vector<double> e1;  // exp(x - m): the normaliser's terms
+    e1.resize(static_cast<size_t>(V));
     // raw log-softmax normaliser (double)
-    int64_t arg = 0;
-    for (int64_t j = 1; j < V; ++j)
-      if (x[j] > x[arg]) arg = j;
+    // argmax, the first of equal maxima: the vectorised max, then the first index holding
+    // it (a NaN maximum falls back to the plain scan, which skips NaNs after x[0])
+    int64_t arg = -1;
+    const float mx = kn.max(x, V);
+    for (int64_t j = 0; j < V; ++j)
+      if (x[j] == mx) {
+        arg = j;
+        break;
+      }
+    if (arg < 0) {
+      arg = 0;
+      for (int64_t j = 1; j < V; ++j)
+        if (x[j] > x[arg]) arg = j;
+    }
     const double m = x[arg];
-    double z = 0;
-    for (int64_t j = 0; j < V; ++j) z += std::exp(static_cast<double>(x[j]) - m);
+    const double z = kn.exp_sum_f64(e1.data(), x, x[arg], 1.0, V);
     const double logz = m + std::log(z);
     if (!(p.temperature > 0.0f)) {
       p.tokens[b] = static_cast<int32_t>(arg);
@@ -60,14 +75,18 @@ void CpuBackend::sample(const SampleParams& p) {
     double zall = 0;
     if (!use_k && !use_p) {
       // all tokens, index order
-      double total = 0;
-      w.resize(static_cast<size_t>(V));
-      for (int64_t j = 0; j < V; ++j) total += (w[j] = weight(j));
+      double total = z;
+      const double* wv = e1.data();
+      if (T != 1.0) {
+        w.resize(static_cast<size_t>(V));
+        total = kn.exp_sum_f64(w.data(), x, x[arg], T, V);
+        wv = w.data();
+      }
       const double target = cpu::uniform01(p.seed, p.counters[b]) * total;
       double acc = 0;
       int64_t tok = V - 1;
       for (int64_t j = 0; j < V; ++j) {
-        acc += w[j];
+        acc += wv[j];
         if (acc > target) {
           tok = j;
           break;
@@ -93,11 +112,11 @@ void CpuBackend::sample(const SampleParams& p) {
       all.resize(static_cast<size_t>(V));
       std::vector<int16_t> bin(static_cast<size_t>(V));
       double hist[NB] = {0};
+      zall = T == 1.0 ? z : kn.exp_sum_f64(all.data(), x, x[arg], T, V);
+      if (T == 1.0) std::copy(e1.begin(), e1.end(), all.begin());
       for (int64_t j = 0; j < V; ++j) {
         const double sj = (static_cast<double>(x[j]) - m) / T;  // <= 0
-        const double wj = std::exp(sj);
-        all[j] = wj;
-        zall += wj;
+        const double wj = all[j];
         const double f = -sj * 4.0;
         const int bj = f < NB - 1 ? static_cast<int>(f) : NB - 1;
         bin[j] = static_cast<int16_t>(bj);

@@ -507,6 +507,10 @@ export function opTable(): OpCase[] {
     { name: 'logits ±1e4', B: 16, V: 9, temperature: 1, topK: 0, topP: 0.95, make: 'extreme' },
     { name: 'masked logits (-inf), top-p 0.8', B: 32, V: 40, temperature: 1, topK: 0, topP: 0.8, make: 'masked' },
     { name: 'masked logits (-inf), plain', B: 32, V: 40, temperature: 1, topK: 0, topP: 1, make: 'masked' },
+    // a Qwen-sized vocabulary: the vectorised double exponentials over 151936 logits
+    { name: 'T1.5 plain, V 151936', B: 6, V: 151936, temperature: 1.5, topK: 0, topP: 1 },
+    { name: 'T1 plain, V 151936, peaked', B: 6, V: 151936, temperature: 1, topK: 0, topP: 1, make: 'peaked' },
+    { name: 'greedy, V 151936', B: 3, V: 151936, temperature: 0, topK: 0, topP: 1 },
   ];
   for (const c of sampleCases) {
     add('sample', c.name, async (ctx) => {

@@ -107,6 +107,46 @@ console.log(JSON.stringify(out));
   });
 });
 
+// The sampler's double exponentials (kn.exp_sum_f64, a vectorised rational approximation)
+// against Math.exp, at every kernel level: each weight within 4e-16 relative, 0 where
+// exp underflows past exp(-708), NaN passed through, the sum within 1e-13.
+describe('sampler exponentials (double)', () => {
+  for (const level of levels) {
+    it(`exp((x - m) / t) matches Math.exp to 4e-16, kernels ${level}`, () => {
+      native.setCpuKernels(level);
+      try {
+        const r = rng(5);
+        const n = 4099; // not a multiple of the 8 lanes
+        const x = new Float32Array(n);
+        for (let i = 0; i < n; i++) x[i] = (r() - 0.5) * 200;
+        x[0] = 100; // the maximum: exp(0) = 1
+        x[1] = -1e4; // underflows to 0
+        x[2] = -Infinity;
+        for (const t of [1, 1.5, 0.7, 20]) {
+          const { w, sum } = native.cpuExpSumF64(x, 100, t) as { w: Float64Array; sum: number };
+          let worst = 0, ref = 0;
+          for (let i = 0; i < n; i++) {
+            const e = Math.exp((x[i]! - 100) / t);
+            ref += e;
+            if (e < 1e-300) {
+              if (w[i]! > 1e-300) throw new Error(`x=${x[i]} t=${t}: ${w[i]} where exp underflows`);
+              continue;
+            }
+            worst = Math.max(worst, Math.abs(w[i]! - e) / e);
+          }
+          expect(worst, `t=${t}`).toBeLessThan(4e-16);
+          expect(Math.abs(sum - ref) / ref).toBeLessThan(1e-13); // two summation orders over 4099 terms
+        }
+        const nan = native.cpuExpSumF64(Float32Array.from([0, NaN, -1]), 0, 1) as { w: Float64Array; sum: number };
+        expect(Number.isNaN(nan.w[1])).toBe(true);
+        expect(nan.w[0]).toBe(1);
+      } finally {
+        native.setCpuKernels(initial);
+      }
+    });
+  }
+});
+
 describe('argument validation', () => {
   const t = (data: number[], shape: number[], dtype = 'f32') =>
     native.tensorFromArray({ data: dtype === 'i32' ? Int32Array.from(data) : Float32Array.from(data), dtype, shape });
