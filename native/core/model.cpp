@@ -715,16 +715,10 @@ void Model::head_logprob(int64_t T, const void* xf, const int32_t* targets, floa
   LogprobParams lpp;
   lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf; lpp.weight = head_w(); lpp.targets = targets;
   lpp.logprob = lp; lpp.lse = lse;
-  DevBuf head_scratch;
   if (dlogp) {
     ensure_grads(lora_active() ? lora_ : base_);
     lpp.dlogp = dlogp; lpp.dhidden = dhidden;
-    lpp.dweight = head_g();
-    if (!lpp.dweight) {  // frozen head (LoRA): its gradient is made and dropped
-      head_scratch = alloc_f32(c.vocab * H);
-      be_->memset_zero(head_scratch.p(), size_t(c.vocab * H) * 4);
-      lpp.dweight = head_scratch.f();
-    }
+    lpp.dweight = head_g();  // null for a frozen head (LoRA): its gradient is not made
   }
   be_->logprob(lpp);
 }

@@ -146,7 +146,8 @@ struct KvWriteParams {
 // logprob[i] = logits[i, targets[i]] - lse[i];  targets[i] < 0 means ignore (logprob 0, no grad).
 // hidden [N, H] (act), weight [V, H] (act), logprob, lse [N] (f32, write).
 // When dlogp != nullptr, the same pass computes
-//   dhidden [N, H] (write, act)  and  dweight [V, H] (f32, accumulate)
+//   dhidden [N, H] (write, act)  and  dweight [V, H] (f32, accumulate; nullptr: not made,
+//   for a frozen LM head)
 // for upstream gradients dlogp [N] on the per-token log-probabilities:
 //   dlogits[i, j] = dlogp[i] * (1[j == t_i] - softmax[i, j]).
 struct LogprobParams {
