@@ -4,8 +4,9 @@
 // median of several timed runs after a warm-up, each run repeating the product until
 // it lasts at least 30 ms (native.gemm's `repeat`, timed on the worker thread, so the
 // JavaScript call overhead is not counted). `--compare numpy` runs bench/numpy_gemm.py
-// (python3 + numpy) in the same run, with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
-// for that process only, and adds numpy's GFLOP/s and the ratio itool/numpy per row.
+// (python3 + numpy) in the same run, after itool's rows, with OPENBLAS_CORETYPE and
+// OPENBLAS_L2_SIZE unset for that process only, and adds numpy's GFLOP/s and the ratio
+// itool/numpy per row.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -100,10 +101,10 @@ interface NumpyInfo {
 }
 
 /**
- * bench/numpy_gemm.py --serve as a long-lived child: one request line per row, so that
- * each numpy figure is measured right after the itool figure it is compared with (the
- * machine's load drifts; interleaving keeps the ratio fair). OPENBLAS_CORETYPE and
- * OPENBLAS_L2_SIZE are removed from its environment only.
+ * bench/numpy_gemm.py --serve as a long-lived child: one request line per row, started
+ * after itool's rows are measured (its OpenBLAS threads slowed the itool rows measured
+ * between its calls). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from its
+ * environment only.
  */
 export class NumpyPeer {
   private proc: ChildProcess;
@@ -208,51 +209,50 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
   const rows: GemmRow[] = [];
   const report: GemmReport = { kernel: info.kernel, threadsAvailable: info.threads, rows };
   const before = loadavg()[0]!;
-  let peer: NumpyPeer | null = null;
+  // itool's rows first, numpy's after, in the same run: with the peer alive, OpenBLAS's
+  // threads took a core from the itool rows measured between its calls (square 256 on 2
+  // threads read 137-147 GFLOP/s interleaved, 290-302 alone, even with a 1 s pause)
+  const shapeRows: Array<[GemmShape, GemmRow]> = [];
+  for (const threads of o.threads) {
+    for (const s of o.shapes) {
+      const sec = await timeGemm(s, threads, o.runs, o.minSeconds);
+      const row: GemmRow = {
+        shape: s.name,
+        m: s.m,
+        n: s.n,
+        k: s.k,
+        op: opName(s),
+        threads,
+        ms: sec * 1e3,
+        gflops: (2 * s.m * s.n * s.k) / sec / 1e9,
+      };
+      rows.push(row);
+      shapeRows.push([s, row]);
+      o.log?.(`  ${s.name} (${threads} thread${threads > 1 ? 's' : ''}): itool ${row.gflops.toFixed(1)} GFLOP/s`);
+    }
+  }
   if (o.compare === 'numpy') {
     const p = await NumpyPeer.start();
-    if (p.ok) {
-      peer = p.peer;
+    if (!p.ok) report.numpy = { missing: p.reason };
+    else {
+      const peer = p.peer;
       report.numpy = { version: p.info.numpy, openblas: p.info.openblas, corename: p.info.corename };
-    } else report.numpy = { missing: p.reason };
-  }
-  try {
-    for (const threads of o.threads) {
-      for (const s of o.shapes) {
-        const sec = await timeGemm(s, threads, o.runs, o.minSeconds);
-        const row: GemmRow = {
-          shape: s.name,
-          m: s.m,
-          n: s.n,
-          k: s.k,
-          op: opName(s),
-          threads,
-          ms: sec * 1e3,
-          gflops: (2 * s.m * s.n * s.k) / sec / 1e9,
-        };
-        rows.push(row);
-        let line = `  ${s.name} (${threads} thread${threads > 1 ? 's' : ''}): itool ${row.gflops.toFixed(1)} GFLOP/s`;
-        if (peer) {
-          const g = await peer.measure(s, threads, o.runs, o.minSeconds);
-          // OpenBLAS's threads keep spinning for ~40 ms after a call: let them go idle so
-          // that the next itool row does not share its cores with them
-          await new Promise((r) => setTimeout(r, 100));
-          if (g !== null) {
-            row.numpyGflops = g;
-            row.ratio = row.gflops / g;
-            line += `, numpy ${g.toFixed(1)}`;
-          } else {
+      try {
+        for (const [s, row] of shapeRows) {
+          const g = await peer.measure(s, row.threads, o.runs, o.minSeconds);
+          if (g === null) {
             // a peer crash never hides our rows: say why and go on without it
             report.numpy = { missing: peer.failure ?? 'bench/numpy_gemm.py stopped answering' };
-            peer.close();
-            peer = null;
+            break;
           }
+          row.numpyGflops = g;
+          row.ratio = row.gflops / g;
+          o.log?.(`  ${s.name} (${row.threads} thread${row.threads > 1 ? 's' : ''}): numpy ${g.toFixed(1)} GFLOP/s`);
         }
-        o.log?.(line);
+      } finally {
+        peer.close();
       }
     }
-  } finally {
-    peer?.close();
   }
   report.loadAverage = { before, after: loadavg()[0]! };
   return report;
