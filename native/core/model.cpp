@@ -788,10 +788,11 @@ StepInfo Model::step(const OptimOptions& o) {
   ParamGroup& g = lora_active() ? lora_ : base_;
   ensure_grads(g);
   StepInfo si;
-  bool nonfinite = be_->has_nonfinite(g.grad.f(), g.numel);
+  // one pass over the gradients: a NaN or Inf among them makes the sum of squares NaN or
+  // Inf (squares and sums propagate both), so it also answers has_nonfinite
   double ss = be_->sum_squares(g.grad.f(), g.numel);
   si.grad_norm = std::sqrt(ss) * std::fabs(double(o.grad_scale));
-  if (nonfinite || !std::isfinite(si.grad_norm)) {
+  if (!std::isfinite(ss) || !std::isfinite(si.grad_norm)) {
     si.skipped = true;
     return si;
   }

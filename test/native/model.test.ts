@@ -437,6 +437,19 @@ describe('training', () => {
     const s2 = await m.step({ lr: 1e-3 });
     expect(s2.skipped).toBe(true);
     m.paramNames().forEach((n, i) => expect(m.getParam(n), n).toEqual(before[i]));
+    // a NaN weight makes NaN gradients: the step is skipped, nothing moves
+    const name = m.paramNames().find((n) => n.endsWith('mlp.down_proj.weight'))!;
+    const w = m.getParam(name);
+    w[3] = NaN;
+    m.setParam(name, w);
+    const before3 = m.paramNames().map((n) => m.getParam(n));
+    m.zeroGrad();
+    await m.forward(batch, { train: true });
+    await m.backward(dl);
+    const s3 = await m.step({ lr: 1e-3 });
+    expect(s3.skipped).toBe(true);
+    expect(Number.isNaN(s3.gradNorm)).toBe(true);
+    m.paramNames().forEach((n, i) => expect(m.getParam(n), n).toEqual(before3[i]));
     m.dispose();
   });
 
