@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .description('run the whole iTool method on a small model trained from scratch (synthetic data, nothing downloaded), side by side with an equal-compute SFT baseline')
     .option('--out <dir>', 'output directory (data, tokenizer, run, results.json, report.html)', 'itool-demo')
     .option('--seed <n>', 'seed of the data, the model and every random choice', parseIntOption('--seed'), 1)
-    .option('--quick', 'a smaller run (about 2 minutes on 2 CPU cores)')
+    .option('--quick', 'a smaller run (seconds on 2 CPU cores; the full run takes about 3 minutes)')
     .option('--device <device>', "'cpu' (default: the run sized for 2 CPU cores), 'auto' or 'cuda[:N]'", 'cpu')
     .option('--progress', 'progress bars even when stderr is not a terminal')
     .option('--no-progress', 'no progress bars')
