@@ -19,8 +19,11 @@
 //    the sum over matched pairs divided by max(expected calls, model calls) for complete
 //    answers, and by the number of calls seen so far for prefixes (unexpected extra calls
 //    score 0).
-//    No-call samples (irrelevance): 1 for an answer with no call, -1 for any call; a prefix
-//    scores -1 once a call has begun, 0.5 while it is prose and 0 while undecided.
+//    No-call samples (irrelevance): 1 for an answer with no call (prose, or an empty call
+//    list), -1 for any call and for call syntax that is malformed or cut off (an attempted
+//    call: unlike BFCL's evaluation, which counts an undecodable answer as no call); a prefix
+//    scores -1 once a call has begun or its syntax is malformed, 0.5 while it is prose and 0
+//    while undecided.
 //
 //  kind 'overlap' (the reference implementation's token-overlap reward): 2·F1 − 1 over word
 //    and punctuation tokens between the answer and the reference answer written in the same
@@ -161,10 +164,18 @@ export function reward(answerText: string, sample: Sample, opts: RewardOptions =
   const noCall = truth.length === 0 || isIrrelevance(checkerCategory(sample));
   const anyCall = decoded.calls.length > 0 || (decoded.partial !== undefined && decoded.partial.name !== '');
   if (noCall) {
-    if (anyCall && decoded.error === undefined) return -1;
     if (anyCall) return -1;
+    if (decoded.format !== 'none') {
+      // call syntax begun without a named call yet: an empty list ([]) says "no call", but
+      // anything malformed ("[(", "{]") or cut off ("[", "<tool_call>\n{") is an attempted
+      // call, never a refusal (BFCL's evaluation counts an undecodable answer as no call;
+      // rewarding it here would teach the policy to emit broken calls instead of refusing)
+      if (decoded.error !== undefined) return -1;
+      if (!decoded.complete) return partial ? 0 : -1;
+      return 1;
+    }
     if (!partial || decoded.complete) return 1;
-    if (decoded.format === 'none' && decoded.error !== undefined) return 0.5; // prose so far
+    if (decoded.error !== undefined) return 0.5; // prose so far
     return 0;
   }
   const finished = decoded.complete && decoded.error === undefined;

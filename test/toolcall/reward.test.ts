@@ -56,6 +56,20 @@ describe('graded AST reward', () => {
     expect(reward('No tool', irrelevant, { partial: true })).toBe(0.5);
   });
 
+  it('no-call samples: broken or cut-off call syntax is an attempted call, not a refusal', () => {
+    // complete answers that begin a call and never name one: -1 (BFCL's evaluation would
+    // count them as no call; the search must not prefer them to a refusal)
+    for (const t of ['[', '[(', '{]', '{"na', '<tool_call>\n{"name": ']) expect(reward(t, irrelevant), t).toBe(-1);
+    // as prefixes: malformed already -1, merely unfinished 0 (undecided)
+    expect(reward('[(', irrelevant, { partial: true })).toBe(-1);
+    expect(reward('{]', irrelevant, { partial: true })).toBe(-1);
+    expect(reward('[', irrelevant, { partial: true })).toBe(0);
+    expect(reward('<tool_call>\n{"name": ', irrelevant, { partial: true })).toBe(0);
+    // an empty call list says "no call"
+    expect(reward('[]', irrelevant)).toBe(1);
+    expect(reward('[]', irrelevant, { partial: true })).toBe(1);
+  });
+
   it('is always within [-1, 1] and pure (property test over synthetic samples and random cuts)', () => {
     const samples = synthesize({ n: 60, seed: 7 });
     fc.assert(
