@@ -204,6 +204,36 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
     }
   };
 
+  // Per-thread tiles, and one (query tile, key tile) pair of query head h: S, P, dP, dS,
+  // then dV += P^T dO and dK += scale dS^T Q into the key tile's accumulators.
+  struct Tiles {
+    std::vector<float> Qs, dOs, S, dP, dK, dV, lse_r, del_r;
+    explicit Tiles(int64_t D)
+        : Qs(BQ * D), dOs(BQ * D), S(BQ * BK), dP(BQ * BK), dK(BK * D), dV(BK * D), lse_r(BQ), del_r(BQ) {}
+  };
+  auto tile_pair = [&](Tiles& b, int64_t start, int64_t seq, int64_t h, int64_t kvh, int64_t i0, int64_t nq, int64_t j0,
+                       int64_t nk) {
+    gather_rows(b.Qs.data(), q, start + i0, nq, Hq, h, D);
+    gather_rows(b.dOs.data(), dout, start + i0, nq, Hq, h, D);
+    for (int64_t i = 0; i < nq; ++i) {
+      b.lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
+      b.del_r[i] = delta[(start + i0 + i) * Hq + h];
+    }
+    tile_ds(b.S.data(), b.dP.data(), b.Qs.data(), b.dOs.data(), kvh, seq, b.lse_r.data(), b.del_r.data(), i0, nq, j0, nk);
+    kn.mm_tn_acc(b.dV.data(), D, b.S.data(), BK, b.dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
+    kn.mm_tn_acc(b.dK.data(), D, b.dP.data(), BK, b.Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
+  };
+  auto start_key_tile = [&](Tiles& b, int64_t nk) {
+    std::fill(b.dK.begin(), b.dK.begin() + nk * D, 0.0f);
+    std::fill(b.dV.begin(), b.dV.begin() + nk * D, 0.0f);
+  };
+  auto store_key_tile = [&](const Tiles& b, int64_t start, int64_t kvh, int64_t j0, int64_t nk) {
+    for (int64_t j = 0; j < nk; ++j) {
+      std::memcpy(dk + ((start + j0 + j) * Hkv + kvh) * D, b.dK.data() + j * D, D * sizeof(float));
+      std::memcpy(dv + ((start + j0 + j) * Hkv + kvh) * D, b.dV.data() + j * D, D * sizeof(float));
+    }
+  };
+
   // One pass per (sequence, kv head) when there are enough of them to keep every thread
   // busy and its dQ fits a per-thread buffer: each tile pair's S, P, dP and dS are made
   // once and give dV, dK and dQ together (5 tile products instead of 7). dQ rows sum
@@ -231,39 +261,26 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
       return cu[a.s + 1] - cu[a.s] > cu[b.s + 1] - cu[b.s];
     });
     cpu::pool().run([&](int tid, int nt) {
-      std::vector<float> Qs(BQ * D), dOs(BQ * D), S(BQ * BK), dP(BQ * BK), dK(BK * D), dV(BK * D), lse_r(BQ),
-          del_r(BQ), dQ(static_cast<size_t>(group * maxL * D));
+      Tiles b(D);
+      std::vector<float> dQ(static_cast<size_t>(group * maxL * D));
       for (size_t it = tid; it < items.size(); it += nt) {
         const Item& w = items[it];
         const int64_t start = cu[w.s], L = cu[w.s + 1] - start, kvh = w.h;
         std::fill(dQ.begin(), dQ.begin() + group * L * D, 0.0f);  // [group, L, D]
         for (int64_t j0 = 0; j0 < L; j0 += BK) {
           const int64_t nk = std::min(BK, L - j0);
-          std::fill(dK.begin(), dK.begin() + nk * D, 0.0f);
-          std::fill(dV.begin(), dV.begin() + nk * D, 0.0f);
+          start_key_tile(b, nk);
           const float* kj = k + ((start + j0) * Hkv + kvh) * D;
           for (int64_t g = 0; g < group; ++g) {
-            const int64_t h = kvh * group + g;
             for (int64_t i0 = (j0 / BQ) * BQ; i0 < L; i0 += BQ) {
               const int64_t nq = std::min(BQ, L - i0);
-              gather_rows(Qs.data(), q, start + i0, nq, Hq, h, D);
-              gather_rows(dOs.data(), dout, start + i0, nq, Hq, h, D);
-              for (int64_t i = 0; i < nq; ++i) {
-                lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
-                del_r[i] = delta[(start + i0 + i) * Hq + h];
-              }
-              tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, w.s, lse_r.data(), del_r.data(), i0, nq, j0, nk);
-              kn.mm_tn_acc(dV.data(), D, S.data(), BK, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
-              kn.mm_tn_acc(dK.data(), D, dP.data(), BK, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
+              tile_pair(b, start, w.s, kvh * group + g, kvh, i0, nq, j0, nk);
               // dQ += scale dS K (only key tiles the query tile sees: as pass B's loop)
-              kn.mm_nn_acc(dQ.data() + (g * L + i0) * D, D, dP.data(), BK, kj, Hkv * D, nq, std::min(nk, i0 + nq - j0), D,
-                           scale);
+              kn.mm_nn_acc(dQ.data() + (g * L + i0) * D, D, b.dP.data(), BK, kj, Hkv * D, nq, std::min(nk, i0 + nq - j0),
+                           D, scale);
             }
           }
-          for (int64_t j = 0; j < nk; ++j) {
-            std::memcpy(dk + ((start + j0 + j) * Hkv + kvh) * D, dK.data() + j * D, D * sizeof(float));
-            std::memcpy(dv + ((start + j0 + j) * Hkv + kvh) * D, dV.data() + j * D, D * sizeof(float));
-          }
+          store_key_tile(b, start, kvh, j0, nk);
         }
         for (int64_t g = 0; g < group; ++g)
           for (int64_t i = 0; i < L; ++i)
@@ -278,32 +295,15 @@ void CpuBackend::attention_backward(const AttentionParams& p) {
     // reverse the order: early key tiles see the most queries
     std::reverse(items.begin(), items.end());
     cpu::pool().run([&](int tid, int nt) {
-      std::vector<float> Qs(BQ * D), dOs(BQ * D), S(BQ * BK), dP(BQ * BK), dK(BK * D), dV(BK * D), lse_r(BQ),
-          del_r(BQ);
+      Tiles b(D);
       for (size_t it = tid; it < items.size(); it += nt) {
         const Item& w = items[it];
         const int64_t start = cu[w.s], L = cu[w.s + 1] - start;
         const int64_t j0 = w.t0, nk = std::min(BK, L - j0), kvh = w.h;
-        std::fill(dK.begin(), dK.begin() + nk * D, 0.0f);
-        std::fill(dV.begin(), dV.begin() + nk * D, 0.0f);
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-          for (int64_t i0 = (j0 / BQ) * BQ; i0 < L; i0 += BQ) {
-            const int64_t nq = std::min(BQ, L - i0);
-            gather_rows(Qs.data(), q, start + i0, nq, Hq, h, D);
-            gather_rows(dOs.data(), dout, start + i0, nq, Hq, h, D);
-            for (int64_t i = 0; i < nq; ++i) {
-              lse_r[i] = p.lse[(start + i0 + i) * Hq + h];
-              del_r[i] = delta[(start + i0 + i) * Hq + h];
-            }
-            tile_ds(S.data(), dP.data(), Qs.data(), dOs.data(), kvh, w.s, lse_r.data(), del_r.data(), i0, nq, j0, nk);
-            kn.mm_tn_acc(dV.data(), D, S.data(), BK, dOs.data(), D, nk, nq, D, 1.0f);    // dV += P^T dO
-            kn.mm_tn_acc(dK.data(), D, dP.data(), BK, Qs.data(), D, nk, nq, D, scale);  // dK += scale dS^T Q
-          }
-        }
-        for (int64_t j = 0; j < nk; ++j) {
-          std::memcpy(dk + ((start + j0 + j) * Hkv + kvh) * D, dK.data() + j * D, D * sizeof(float));
-          std::memcpy(dv + ((start + j0 + j) * Hkv + kvh) * D, dV.data() + j * D, D * sizeof(float));
-        }
+        start_key_tile(b, nk);
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+          for (int64_t i0 = (j0 / BQ) * BQ; i0 < L; i0 += BQ) tile_pair(b, start, w.s, h, kvh, i0, std::min(BQ, L - i0), j0, nk);
+        store_key_tile(b, start, kvh, j0, nk);
       }
     });
   }
