@@ -121,7 +121,10 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   if (rank != 2 && rank != 3) a.range("argument 'a' must have rank 2 or 3, got shape " + A.shape_str());
   DType act = a.act();
   A = a.tensor("a", rank, act);
-  Tensor B = a.tensor("b", rank, act);
+  // b may also be bf16 on the CPU (f32 compute; the weights' bytes halved)
+  const bool b16 = act == DType::F32 && has(a.o, "b") && a.o.Get("b").IsObject() &&
+                   get_tensor(a.o, "b", a.fn).dtype == DType::BF16;
+  Tensor B = a.tensor("b", rank, b16 ? DType::BF16 : act);
   bool ta = a.flag("transA", false), tb = a.flag("transB", false);
   int64_t batch = rank == 3 ? A.shape[0] : 1;
   size_t o = rank == 3 ? 1 : 0;
@@ -147,7 +150,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   p.lda = A.shape[o + 1]; p.ldb = B.shape[o + 1]; p.ldc = N;
   p.strideA = A.shape[o] * A.shape[o + 1]; p.strideB = B.shape[o] * B.shape[o + 1]; p.strideC = M * N;
   p.batch = batch; p.alpha = float(alpha); p.beta = float(beta);
-  p.a_type = p.b_type = p.c_type = act;
+  p.a_type = p.c_type = act;
+  p.b_type = b16 ? DType::BF16 : act;
   Backend* be = a.backend();
   TensorP Ap = keep(A), Bp = keep(B);
   return finish(info.Env(), a.fn, [=]() mutable {

@@ -17,6 +17,11 @@
 //
 // Batches: when there are at least as many batch entries as threads and the
 // matrices are small, threads take whole batch entries instead.
+//
+// B may be bf16 (b_type BF16, A and C f32): weights kept in bf16 halve the bytes a
+// weight-bound product (decoding) reads. Each B block is widened to f32 (exactly: a
+// shift) into a per-thread buffer and packed as usual, so the result is bitwise the
+// one for the f32 matrix holding the same values.
 #include "gemm.h"
 #include <algorithm>
 #include <cstdio>
@@ -106,7 +111,7 @@ struct AlignedBuf {
   ~AlignedBuf() { std::free(p); }
 };
 struct PackBufs {
-  AlignedBuf a, b;
+  AlignedBuf a, b, wide;  // wide: a bf16 block of B widened to f32
 };
 PackBufs& pack_bufs() {
   static thread_local PackBufs bufs;
@@ -184,11 +189,34 @@ void pack_b(const GemmKernel& kr, int64_t kc, int64_t nc, const float* B, int64_
   }
 }
 
+// bf16 -> f32 is exact: the 16 bits are the high half of the f32.
+inline void widen_bf16(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = uint32_t(src[i]) << 16;
+    std::memcpy(dst + i, &u, 4);
+  }
+}
+
+// pack_b for a bf16 B: the [kc, nc] block of op(B) is widened into a contiguous f32
+// block (in B's own orientation) and packed from there.
+void pack_b16(const GemmKernel& kr, int64_t kc, int64_t nc, const uint16_t* B, int64_t ldb, bool trans, int64_t k0,
+              int64_t j0, float* out) {
+  float* wide = pack_bufs().wide.get(static_cast<size_t>(kc * nc));
+  if (trans) {  // B stored [N, K]: rows j0.., columns k0..
+    for (int64_t j = 0; j < nc; ++j) widen_bf16(B + (j0 + j) * ldb + k0, wide + j * kc, kc);
+    pack_b(kr, kc, nc, wide, kc, true, 0, 0, out);
+  } else {  // B stored [K, N]: rows k0.., columns j0..
+    for (int64_t k = 0; k < kc; ++k) widen_bf16(B + (k0 + k) * ldb + j0, wide + k * nc, nc);
+    pack_b(kr, kc, nc, wide, nc, false, 0, 0, out);
+  }
+}
+
 // ------------------------------------------------------------------ one rectangle of C
 struct Mat {
   const float* A;
-  const float* B;
+  const void* B;  // f32, or bf16 when b16
   float* C;
+  bool b16 = false;
 };
 
 // C[m0:m1, n0:n1] of one batch entry, computed by the calling thread alone.
@@ -222,7 +250,8 @@ void gemm_region(const GemmKernel& kr, const GemmParams& p, const Mat& x, int64_
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       const float beta = pc == 0 ? p.beta : 1.0f;
-      pack_b(kr, kc, nc, x.B, p.ldb, p.transB, pc, jc, pb);
+      if (x.b16) pack_b16(kr, kc, nc, static_cast<const uint16_t*>(x.B), p.ldb, p.transB, pc, jc, pb);
+      else pack_b(kr, kc, nc, static_cast<const float*>(x.B), p.ldb, p.transB, pc, jc, pb);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
         const float* pa_blk = pa;
@@ -255,8 +284,10 @@ void scale_c(const GemmParams& p, float* C) {
 }
 
 Mat batch_mat(const GemmParams& p, int64_t b) {
-  return {static_cast<const float*>(p.A) + b * p.strideA, static_cast<const float*>(p.B) + b * p.strideB,
-          static_cast<float*>(p.C) + b * p.strideC};
+  const bool b16 = p.b_type == DType::BF16;
+  const void* B = b16 ? static_cast<const void*>(static_cast<const uint16_t*>(p.B) + b * p.strideB)
+                      : static_cast<const void*>(static_cast<const float*>(p.B) + b * p.strideB);
+  return {static_cast<const float*>(p.A) + b * p.strideA, B, static_cast<float*>(p.C) + b * p.strideC, b16};
 }
 
 void gemm_one(const GemmKernel& kr, const GemmParams& p, const Mat& x) {
@@ -328,7 +359,22 @@ void gemm_dots(const GemmKernel& kr, const GemmParams& p, int nt) {
     auto part = [&](int tid) {
       int64_t n0, n1;
       split(p.N, 4, parts, tid, n0, n1);
-      if (n0 < n1) kr.dots(p.M, n1 - n0, p.K, A, lda, x.B + n0 * p.ldb, p.ldb, x.C + n0, p.ldc, p.alpha, p.beta);
+      if (n0 >= n1) return;
+      if (!x.b16) {
+        kr.dots(p.M, n1 - n0, p.K, A, lda, static_cast<const float*>(x.B) + n0 * p.ldb, p.ldb, x.C + n0, p.ldc, p.alpha,
+                p.beta);
+        return;
+      }
+      // bf16 B: widen a few rows of B (columns of C) at a time; each C element is still
+      // one dot product over k in order, so the chunking does not change it
+      const int64_t rows = std::max<int64_t>(4, ((int64_t(32) << 10) / std::max<int64_t>(1, p.K)) / 4 * 4);
+      float* wide = pack_bufs().wide.get(static_cast<size_t>(rows * p.K));
+      const uint16_t* B16 = static_cast<const uint16_t*>(x.B);
+      for (int64_t c0 = n0; c0 < n1; c0 += rows) {
+        const int64_t nc = std::min(rows, n1 - c0);
+        for (int64_t j = 0; j < nc; ++j) widen_bf16(B16 + (c0 + j) * p.ldb, wide + j * p.K, p.K);
+        kr.dots(p.M, nc, p.K, A, lda, wide, p.K, x.C + c0, p.ldc, p.alpha, p.beta);
+      }
     };
     if (parts <= 1) {
       part(0);
@@ -346,14 +392,15 @@ void gemm_blas(const GemmParams& p) {
     Mat x = batch_mat(p, b);
     cblas_sgemm(CblasRowMajor, p.transA ? CblasTrans : CblasNoTrans, p.transB ? CblasTrans : CblasNoTrans,
                 static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K), p.alpha, x.A,
-                static_cast<int>(p.lda), x.B, static_cast<int>(p.ldb), p.beta, x.C, static_cast<int>(p.ldc));
+                static_cast<int>(p.lda), static_cast<const float*>(x.B), static_cast<int>(p.ldb), p.beta, x.C,
+                static_cast<int>(p.ldc));
   }
 }
 #endif
 
 void validate(const GemmParams& p) {
-  if (p.a_type != DType::F32 || p.b_type != DType::F32 || p.c_type != DType::F32)
-    throw_type("gemm: the CPU engine computes in f32 only");
+  if (p.a_type != DType::F32 || p.c_type != DType::F32 || (p.b_type != DType::F32 && p.b_type != DType::BF16))
+    throw_type("gemm: the CPU engine computes in f32 (B may be bf16: weights widened while packed)");
   if (p.M < 0 || p.N < 0 || p.K < 0 || p.batch < 0)
     throw_range("gemm: M, N, K and batch must be >= 0 (got M=" + std::to_string(p.M) + " N=" +
                 std::to_string(p.N) + " K=" + std::to_string(p.K) + " batch=" + std::to_string(p.batch) + ")");
@@ -380,7 +427,7 @@ void sgemm_threads(const GemmParams& p, int nthreads) {
   validate(p);
   if (p.M == 0 || p.N == 0 || p.batch == 0) return;
 #if defined(ITOOL_WITH_BLAS)
-  if (blas_requested()) {
+  if (blas_requested() && p.b_type == DType::F32) {
     gemm_blas(p);
     return;
   }

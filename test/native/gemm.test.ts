@@ -306,3 +306,58 @@ describe('itool bench gemm (quick shapes)', () => {
     expect(table.length).toBe(2 + rep.rows.length);
   });
 });
+
+// B in bf16 (weights kept in bf16 for decoding): the CPU widens each B block to f32
+// exactly, so the product must be bitwise the one of the f32 matrix with the same
+// values, on the dot-product path (few rows, B^T) and the packing path, every transpose,
+// batched, at every kernel level.
+describe('gemm with a bf16 B', () => {
+  const bf16Round = (x: Float32Array): Uint16Array => {
+    const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const out = new Uint16Array(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = u[i]! >>> 16; // truncation: any bf16 value will do
+    return out;
+  };
+  const widen = (h: Uint16Array): Float32Array => {
+    const u = new Uint32Array(h.length);
+    for (let i = 0; i < h.length; i++) u[i] = h[i]! << 16;
+    return new Float32Array(u.buffer);
+  };
+  const cases: Array<[number, number, number, number]> = [
+    [1, 300, 97, 1], // decode: dot products over bf16 rows
+    [12, 1029, 260, 1],
+    [13, 70, 33, 1], // just past the dot-product path
+    [70, 1100, 300, 1], // several column and depth blocks
+    [5, 40, 17, 3], // batched
+  ];
+  for (const level of levels) {
+    it(`equals the f32 product of the widened matrix bitwise, kernels ${level}`, async () => {
+      native.setCpuKernels(level);
+      try {
+        const r = rng(77);
+        for (const [m, n, k, batch] of cases) {
+          for (const [transA, transB] of TRANS) {
+            const a = Float32Array.from({ length: batch * m * k }, () => r() * 2 - 1);
+            const b16 = bf16Round(Float32Array.from({ length: batch * k * n }, () => r() * 2 - 1));
+            const shapeA = transA ? [k, m] : [m, k];
+            const shapeB = transB ? [n, k] : [k, n];
+            const lead = batch > 1 ? [batch] : [];
+            const A = native.tensorFromArray({ data: a, dtype: 'f32', shape: [...lead, ...shapeA] });
+            const B16 = native.tensorFromArray({ data: b16, dtype: 'bf16', shape: [...lead, ...shapeB] });
+            const B32 = native.tensorFromArray({ data: widen(b16), dtype: 'f32', shape: [...lead, ...shapeB] });
+            const got = (await native.ops.gemm({ a: A, b: B16, transA, transB, alpha: 0.75 })).c.toArray() as Float32Array;
+            const want = (await native.ops.gemm({ a: A, b: B32, transA, transB, alpha: 0.75 })).c.toArray() as Float32Array;
+            expect(got.length).toBe(batch * m * n);
+            expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${m}x${n}x${k} b${batch} ${transA}${transB}`).toBe(true);
+          }
+        }
+        // a bf16 A is still refused on the CPU, naming the argument
+        const a16 = native.tensorFromArray({ data: new Uint16Array(6), dtype: 'bf16', shape: [2, 3] });
+        const b = native.tensorFromArray({ data: new Float32Array(6), dtype: 'f32', shape: [3, 2] });
+        await expect(async () => native.ops.gemm({ a: a16, b })).rejects.toThrow(/ops.gemm: argument 'a'/);
+      } finally {
+        native.setCpuKernels(initial);
+      }
+    });
+  }
+});
