@@ -189,12 +189,11 @@ void pack_b(const GemmKernel& kr, int64_t kc, int64_t nc, const float* B, int64_
   }
 }
 
-// bf16 -> f32 is exact: the 16 bits are the high half of the f32.
-inline void widen_bf16(const uint16_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = uint32_t(src[i]) << 16;
-    std::memcpy(dst + i, &u, 4);
-  }
+// bf16 -> f32 is exact: the 16 bits are the high half of the f32. The kernel's own
+// vectorised loop when it has one.
+inline void widen_bf16(const GemmKernel& kr, const uint16_t* src, float* dst, int64_t n) {
+  if (kr.widen_bf16) kr.widen_bf16(src, dst, n);
+  else widen_bf16_loop(src, dst, n);
 }
 
 // pack_b for a bf16 B: the [kc, nc] block of op(B) is widened into a contiguous f32
@@ -203,10 +202,10 @@ void pack_b16(const GemmKernel& kr, int64_t kc, int64_t nc, const uint16_t* B, i
               int64_t j0, float* out) {
   float* wide = pack_bufs().wide.get(static_cast<size_t>(kc * nc));
   if (trans) {  // B stored [N, K]: rows j0.., columns k0..
-    for (int64_t j = 0; j < nc; ++j) widen_bf16(B + (j0 + j) * ldb + k0, wide + j * kc, kc);
+    for (int64_t j = 0; j < nc; ++j) widen_bf16(kr, B + (j0 + j) * ldb + k0, wide + j * kc, kc);
     pack_b(kr, kc, nc, wide, kc, true, 0, 0, out);
   } else {  // B stored [K, N]: rows k0.., columns j0..
-    for (int64_t k = 0; k < kc; ++k) widen_bf16(B + (k0 + k) * ldb + j0, wide + k * nc, nc);
+    for (int64_t k = 0; k < kc; ++k) widen_bf16(kr, B + (k0 + k) * ldb + j0, wide + k * nc, nc);
     pack_b(kr, kc, nc, wide, nc, false, 0, 0, out);
   }
 }
@@ -372,7 +371,7 @@ void gemm_dots(const GemmKernel& kr, const GemmParams& p, int nt) {
       const uint16_t* B16 = static_cast<const uint16_t*>(x.B);
       for (int64_t c0 = n0; c0 < n1; c0 += rows) {
         const int64_t nc = std::min(rows, n1 - c0);
-        for (int64_t j = 0; j < nc; ++j) widen_bf16(B16 + (c0 + j) * p.ldb, wide + j * p.K, p.K);
+        for (int64_t j = 0; j < nc; ++j) widen_bf16(kr, B16 + (c0 + j) * p.ldb, wide + j * p.K, p.K);
         kr.dots(p.M, nc, p.K, A, lda, wide, p.K, x.C + c0, p.ldc, p.alpha, p.beta);
       }
     };

@@ -32,7 +32,16 @@ struct GemmKernel {
   // One pass over k per element, in a fixed order.
   void (*dots)(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
                float* C, int64_t ldc, float alpha, float beta);
+  // Optional: dst[i] = the f32 of bf16 src[i] (exact), compiled for the kernel's
+  // instruction set (a bf16 B is widened block by block before packing).
+  void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
 };
+
+// The widening loop, written once; each ISA file instantiates it with its own flags.
+inline void widen_bf16_loop(const uint16_t* __restrict src, float* __restrict dst, int64_t n) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = uint32_t(src[i]) << 16;
+}
 
 const GemmKernel* gemm_kernel_scalar();
 #if defined(ITOOL_HAVE_AVX2)
