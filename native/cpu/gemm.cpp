@@ -200,6 +200,13 @@ inline void widen_bf16(const GemmKernel& kr, const uint16_t* src, float* dst, in
 // block (in B's own orientation) and packed from there.
 void pack_b16(const GemmKernel& kr, int64_t kc, int64_t nc, const uint16_t* B, int64_t ldb, bool trans, int64_t k0,
               int64_t j0, float* out) {
+  if (trans && kr.pack_rows_bf16) {  // straight from bf16, panel by panel
+    const int nr = kr.nr;
+    for (int64_t jp = 0; jp < nc; jp += nr)
+      kr.pack_rows_bf16(nr, static_cast<int>(std::min<int64_t>(nr, nc - jp)), kc, B + (j0 + jp) * ldb + k0, ldb,
+                        out + jp * kc);
+    return;
+  }
   float* wide = pack_bufs().wide.get(static_cast<size_t>(kc * nc));
   if (trans) {  // B stored [N, K]: rows j0.., columns k0..
     for (int64_t j = 0; j < nc; ++j) widen_bf16(kr, B + (j0 + j) * ldb + k0, wide + j * kc, kc);
@@ -362,6 +369,11 @@ void gemm_dots(const GemmKernel& kr, const GemmParams& p, int nt) {
       if (!x.b16) {
         kr.dots(p.M, n1 - n0, p.K, A, lda, static_cast<const float*>(x.B) + n0 * p.ldb, p.ldb, x.C + n0, p.ldc, p.alpha,
                 p.beta);
+        return;
+      }
+      if (kr.dots_bf16) {
+        kr.dots_bf16(p.M, n1 - n0, p.K, A, lda, static_cast<const uint16_t*>(x.B) + n0 * p.ldb, p.ldb, x.C + n0,
+                     p.ldc, p.alpha, p.beta);
         return;
       }
       // bf16 B: widen a few rows of B (columns of C) at a time; each C element is still

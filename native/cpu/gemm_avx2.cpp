@@ -141,7 +141,7 @@ void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const fl
 
 void widen(const uint16_t* src, float* dst, int64_t n) { widen_bf16_loop(src, dst, n); }
 
-const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, nullptr, dots, widen};
+const GemmKernel kKernel = {"avx2 6x16", MR, NR, /*kc*/ 256, /*mc*/ 6 * 24, /*nc*/ 1024, tile, nullptr, nullptr, dots, widen, nullptr, nullptr};
 
 }  // namespace
 

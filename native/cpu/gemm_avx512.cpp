@@ -142,8 +142,20 @@ inline void transpose16(__m512 r[16]) {
   }
 }
 
-// out[k * r + i] = src[i * ld + k] for i < h, 0 for h <= i < r; r <= 32.
-void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* out) {
+// 16 floats from f32, or widened exactly from bf16 (the 16 bits become the high half).
+inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+// out[k * r + i] = src[i * ld + k] for i < h, 0 for h <= i < r; r <= 32. src f32 or bf16.
+template <class T>
+void pack_rows_t(int r, int h, int64_t kc, const T* src, int64_t ld, float* out) {
   for (int g = 0; g < r; g += 16) {
     const int rows = r - g < 16 ? r - g : 16;         // lanes this group writes
     const int valid = h - g < 0 ? 0 : (h - g < 16 ? h - g : 16);  // rows with data
@@ -153,7 +165,7 @@ void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* ou
       const __mmask16 load_mask = lo_mask(kn);
       __m512 v[16];
       for (int i = 0; i < 16; ++i)
-        v[i] = i < valid ? _mm512_maskz_loadu_ps(load_mask, src + (g + i) * ld + k0) : _mm512_setzero_ps();
+        v[i] = i < valid ? load16(src + (g + i) * ld + k0, load_mask) : _mm512_setzero_ps();
       transpose16(v);
       float* d = out + k0 * r + g;
       if (rows == 16) {
@@ -163,6 +175,13 @@ void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* ou
       }
     }
   }
+}
+
+void pack_rows(int r, int h, int64_t kc, const float* src, int64_t ld, float* out) {
+  pack_rows_t(r, h, kc, src, ld, out);
+}
+void pack_rows_bf16(int r, int h, int64_t kc, const uint16_t* src, int64_t ld, float* out) {
+  pack_rows_t(r, h, kc, src, ld, out);
 }
 
 // out[k * r + i] = src[k * ld + i] for i < h, 0 for h <= i < r; r <= 32.
@@ -185,8 +204,8 @@ void pack_cols(int r, int h, int64_t kc, const float* src, int64_t ld, float* ou
 }
 
 // ------------------------------------------------------------------ dots (few rows, B^T)
-template <int MB>
-void dots_block(int64_t k, const float* const* a, const float* const* b, float s[MB][4]) {
+template <int MB, class TB>
+void dots_block(int64_t k, const float* const* a, const TB* const* b, float s[MB][4]) {
   __m512 acc[MB][4];
 #pragma GCC unroll 4
   for (int i = 0; i < MB; ++i)
@@ -196,7 +215,7 @@ void dots_block(int64_t k, const float* const* a, const float* const* b, float s
   for (; p + 16 <= k; p += 16) {
     __m512 bv[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_ps(b[j] + p);
+    for (int j = 0; j < 4; ++j) bv[j] = load16(b[j] + p);
 #pragma GCC unroll 4
     for (int i = 0; i < MB; ++i) {
       const __m512 av = _mm512_loadu_ps(a[i] + p);
@@ -208,7 +227,7 @@ void dots_block(int64_t k, const float* const* a, const float* const* b, float s
     const __mmask16 mk = lo_mask(static_cast<int>(k - p));
     __m512 bv[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mk, b[j] + p);
+    for (int j = 0; j < 4; ++j) bv[j] = load16(b[j] + p, mk);
 #pragma GCC unroll 4
     for (int i = 0; i < MB; ++i) {
       const __m512 av = _mm512_maskz_loadu_ps(mk, a[i] + p);
@@ -222,13 +241,13 @@ void dots_block(int64_t k, const float* const* a, const float* const* b, float s
     for (int j = 0; j < 4; ++j) s[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-template <int MB>
-void dots_rows(int nb, int64_t k, const float* A, int64_t lda, const float* const* b, float* C, int64_t ldc,
+template <int MB, class TB>
+void dots_rows(int nb, int64_t k, const float* A, int64_t lda, const TB* const* b, float* C, int64_t ldc,
                float alpha, float beta) {
   const float* a[MB];
   for (int i = 0; i < MB; ++i) a[i] = A + i * lda;
   float s[MB][4];
-  dots_block<MB>(k, a, b, s);
+  dots_block<MB, TB>(k, a, b, s);
   for (int i = 0; i < MB; ++i) {
     float* c = C + i * ldc;
     for (int j = 0; j < nb; ++j) c[j] = beta == 0.f ? alpha * s[i][j] : alpha * s[i][j] + beta * c[j];
@@ -236,11 +255,13 @@ void dots_rows(int nb, int64_t k, const float* A, int64_t lda, const float* cons
 }
 
 // Four rows of B at a time (they stay in L1 while every row of A passes over them).
-void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-          int64_t ldc, float alpha, float beta) {
+// B f32 or bf16 (widened exactly as it is loaded).
+template <class TB>
+void dots_t(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const TB* B, int64_t ldb, float* C,
+            int64_t ldc, float alpha, float beta) {
   for (int64_t j0 = 0; j0 < n; j0 += 4) {
     const int nb = n - j0 < 4 ? static_cast<int>(n - j0) : 4;
-    const float* b[4];
+    const TB* b[4];
     for (int j = 0; j < 4; ++j) b[j] = B + (j0 + (j < nb ? j : nb - 1)) * ldb;  // extra lanes repeat the last row
     int64_t i = 0;
     for (; i + 4 <= m; i += 4) dots_rows<4>(nb, k, A + i * lda, lda, b, C + i * ldc + j0, ldc, alpha, beta);
@@ -253,9 +274,19 @@ void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const fl
   }
 }
 
+void dots(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+          int64_t ldc, float alpha, float beta) {
+  dots_t(m, n, k, A, lda, B, ldb, C, ldc, alpha, beta);
+}
+void dots_bf16(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const uint16_t* B, int64_t ldb, float* C,
+               int64_t ldc, float alpha, float beta) {
+  dots_t(m, n, k, A, lda, B, ldb, C, ldc, alpha, beta);
+}
+
 void widen(const uint16_t* src, float* dst, int64_t n) { widen_bf16_loop(src, dst, n); }
 
-const GemmKernel kKernel = {"avx512 14x32", MR, NR, /*kc*/ 256, /*mc*/ 14 * 24, /*nc*/ 1024, tile, pack_rows, pack_cols, dots, widen};
+const GemmKernel kKernel = {"avx512 14x32", MR,   NR,     /*kc*/ 256,    /*mc*/ 14 * 24, /*nc*/ 1024, tile, pack_rows,
+                            pack_cols,      dots, widen, pack_rows_bf16, dots_bf16};
 
 }  // namespace
 

@@ -35,6 +35,11 @@ struct GemmKernel {
   // Optional: dst[i] = the f32 of bf16 src[i] (exact), compiled for the kernel's
   // instruction set (a bf16 B is widened block by block before packing).
   void (*widen_bf16)(const uint16_t* src, float* dst, int64_t n);
+  // Optional: pack_rows and dots reading a bf16 source, widening as they load (the same
+  // packed values and products as for the widened f32 source).
+  void (*pack_rows_bf16)(int r, int h, int64_t kc, const uint16_t* src, int64_t ld, float* out);
+  void (*dots_bf16)(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const uint16_t* B, int64_t ldb,
+                    float* C, int64_t ldc, float alpha, float beta);
 };
 
 // The widening loop, written once; each ISA file instantiates it with its own flags.

@@ -70,7 +70,7 @@ void tile(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, 
   }
 }
 
-const GemmKernel kKernel = {"neon 8x12", MR, NR, /*kc*/ 256, /*mc*/ 8 * 16, /*nc*/ 1020, tile, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kKernel = {"neon 8x12", MR, NR, /*kc*/ 256, /*mc*/ 8 * 16, /*nc*/ 1020, tile, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 

@@ -29,7 +29,7 @@ void tile(int m, int n, int64_t kc, const float* pa, const float* pb, float* c, 
   }
 }
 
-const GemmKernel kKernel = {"scalar 4x16", MR, NR, /*kc*/ 256, /*mc*/ 128, /*nc*/ 1024, tile, nullptr, nullptr, nullptr, nullptr};
+const GemmKernel kKernel = {"scalar 4x16", MR, NR, /*kc*/ 256, /*mc*/ 128, /*nc*/ 1024, tile, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 
