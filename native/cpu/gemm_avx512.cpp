@@ -166,6 +166,8 @@ void pack_rows_t(int r, int h, int64_t kc, const T* src, int64_t ld, float* out)
       __m512 v[16];
       for (int i = 0; i < 16; ++i)
         v[i] = i < valid ? load16(src + (g + i) * ld + k0, load_mask) : _mm512_setzero_ps();
+      if (k0 + 64 < kc)
+        for (int i = 0; i < valid; ++i) _mm_prefetch(reinterpret_cast<const char*>(src + (g + i) * ld + k0 + 64), _MM_HINT_T0);
       transpose16(v);
       float* d = out + k0 * r + g;
       if (rows == 16) {
