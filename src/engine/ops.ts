@@ -23,7 +23,11 @@ const ops = (): Record<string, AnyOp> =>
     get: (target, name: string) => async (o: object) => target[name]!(o),
   });
 
-/** C = alpha*op(a)·op(b) + beta*C; a, b, c rank 2, or rank 3 with a common leading batch dim. */
+/**
+ * C = alpha*op(a)·op(b) + beta*C; a, b, c rank 2, or rank 3 with a common leading batch dim.
+ * On the CPU b may also be bf16 (weights in half the memory; widened exactly, so the result
+ * is bitwise that of the f32 matrix with the same values).
+ */
 export function gemm(o: { a: T; b: T; c?: T; transA?: boolean; transB?: boolean; alpha?: number; beta?: number }): Promise<{ c: T }> {
   return ops().gemm(o);
 }
