@@ -28,6 +28,16 @@ double uniform01(uint64_t seed, uint64_t counter) {
   uint64_t b = mix64(a ^ counter);
   return static_cast<double>(b >> 11) * (1.0 / 9007199254740992.0);
 }
+// The first index whose cumulative weight (summed in order) exceeds target; the last
+// when rounding leaves the total at or below it.
+int64_t pick_cumulative(const double* w, int64_t n, double target) {
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    acc += w[i];
+    if (acc > target) return i;
+  }
+  return n - 1;
+}
 }  // namespace cpu
 
 void CpuBackend::sample(const SampleParams& p) {
@@ -82,16 +92,7 @@ void CpuBackend::sample(const SampleParams& p) {
         total = kn.exp_sum_f64(w.data(), x, x[arg], T, V);
         wv = w.data();
       }
-      const double target = cpu::uniform01(p.seed, p.counters[b]) * total;
-      double acc = 0;
-      int64_t tok = V - 1;
-      for (int64_t j = 0; j < V; ++j) {
-        acc += wv[j];
-        if (acc > target) {
-          tok = j;
-          break;
-        }
-      }
+      const int64_t tok = cpu::pick_cumulative(wv, V, cpu::uniform01(p.seed, p.counters[b]) * total);
       p.tokens[b] = static_cast<int32_t>(tok);
       p.logp_sampled[b] = static_cast<float>((x[tok] - m) / T - std::log(total));
       p.logp_model[b] = static_cast<float>(x[tok] - logz);
@@ -156,17 +157,7 @@ void CpuBackend::sample(const SampleParams& p) {
       zz = 0;
       for (size_t k = 0; k < n; ++k) zz += w[k];
     }
-    const double target = cpu::uniform01(p.seed, p.counters[b]) * zz;
-    double acc = 0;
-    size_t pick = n - 1;
-    for (size_t i = 0; i < n; ++i) {
-      acc += w[i];
-      if (acc > target) {
-        pick = i;
-        break;
-      }
-    }
-    const int64_t tok = cand[pick];
+    const int64_t tok = cand[size_t(cpu::pick_cumulative(w.data(), int64_t(n), cpu::uniform01(p.seed, p.counters[b]) * zz))];
     p.tokens[b] = static_cast<int32_t>(tok);
     p.logp_sampled[b] = static_cast<float>((x[tok] - m) / T - std::log(zz));
     p.logp_model[b] = static_cast<float>(x[tok] - logz);
