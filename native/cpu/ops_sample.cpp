@@ -99,10 +99,20 @@ void CpuBackend::sample(const SampleParams& p) {
       return;
     }
     if (use_k) {
-      cand.resize(static_cast<size_t>(V));
+      // the k first tokens in `before` order, by one pass with a heap of k whose top is
+      // the weakest kept token: a token enters only when it comes before that one (after
+      // the first few thousand tokens almost never), so the pass is one comparison each
+      const size_t k = static_cast<size_t>(p.top_k);
+      cand.resize(k);
       std::iota(cand.begin(), cand.end(), 0);
-      std::nth_element(cand.begin(), cand.begin() + (p.top_k - 1), cand.end(), before);
-      cand.resize(static_cast<size_t>(p.top_k));
+      std::make_heap(cand.begin(), cand.end(), before);  // top: the last in `before` order
+      for (int64_t j = static_cast<int64_t>(k); j < V; ++j) {
+        if (!(x[j] >= x[cand.front()])) continue;  // fast reject (the exact test rejects these too, NaN included)
+        if (!before(static_cast<int32_t>(j), cand.front())) continue;
+        std::pop_heap(cand.begin(), cand.end(), before);
+        cand.back() = static_cast<int32_t>(j);
+        std::push_heap(cand.begin(), cand.end(), before);
+      }
       std::sort(cand.begin(), cand.end(), before);
     } else {
       // top-p alone: the nucleus is a prefix of the sorted order. A histogram of the

@@ -511,6 +511,8 @@ export function opTable(): OpCase[] {
     { name: 'T1.5 plain, V 151936', B: 6, V: 151936, temperature: 1.5, topK: 0, topP: 1 },
     { name: 'T1 plain, V 151936, peaked', B: 6, V: 151936, temperature: 1, topK: 0, topP: 1, make: 'peaked' },
     { name: 'greedy, V 151936', B: 3, V: 151936, temperature: 0, topK: 0, topP: 1 },
+    { name: 'T0.9 top-k 50, V 151936', B: 6, V: 151936, temperature: 0.9, topK: 50, topP: 1 },
+    { name: 'T1 top-k 7, all-equal logits', B: 16, V: 300, temperature: 1, topK: 7, topP: 1, make: 'equal' },
   ];
   for (const c of sampleCases) {
     add('sample', c.name, async (ctx) => {
