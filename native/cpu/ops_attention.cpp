@@ -23,6 +23,7 @@
 namespace itool {
 
 using cpu::F;
+using cpu::Scratch;
 using cpu::kernels;
 
 namespace {
@@ -64,22 +65,6 @@ inline void gather_rows(float* dst, const float* x, int64_t r0, int64_t n, int64
 // tile t (BK positions from the sequence start), a contiguous [D, BK] block. A key tile
 // is then read with a row stride of BK floats (a row stride of T floats, a multiple of
 // 4 KiB for long packs, makes the D rows of a tile collide in the same cache sets).
-// Scratch from the CPU backend's block cache (no zero fill, no fresh pages per call).
-struct Scratch {
-  float* p = nullptr;
-  Scratch() = default;
-  explicit Scratch(size_t n) : p(static_cast<float*>(cpu_backend()->alloc(std::max<size_t>(1, n) * sizeof(float)))) {}
-  ~Scratch() {
-    if (p) cpu_backend()->dealloc(p);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  Scratch(Scratch&& o) noexcept : p(o.p) { o.p = nullptr; }
-  Scratch& operator=(Scratch&& o) noexcept {
-    std::swap(p, o.p);
-    return *this;
-  }
-};
 struct TileT {
   Scratch buf;
   std::vector<int64_t> base;  // first tile of each sequence

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include "../core/threadpool.h"
 #include "cpu_backend.h"
 #include "ops_kernels.h"
@@ -29,6 +30,25 @@ void for_items(int64_t n, Fn&& fn) {
     for (int64_t i = tid; i < n; i += nt) fn(i);
   });
 }
+
+// Scratch floats from the CPU backend's block cache: no zero fill and no fresh pages per
+// call (ops that need tens of MB per call: attention's transposed tiles, the log-prob
+// op's logits chunk). Contents start unset.
+struct Scratch {
+  float* p = nullptr;
+  Scratch() = default;
+  explicit Scratch(size_t n) : p(static_cast<float*>(cpu_backend()->alloc(std::max<size_t>(1, n) * sizeof(float)))) {}
+  ~Scratch() {
+    if (p) cpu_backend()->dealloc(p);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Scratch(Scratch&& o) noexcept : p(o.p) { o.p = nullptr; }
+  Scratch& operator=(Scratch&& o) noexcept {
+    std::swap(p, o.p);
+    return *this;
+  }
+};
 
 inline void need(bool cond, const char* op, const char* what) {
   if (!cond) throw_error(std::string("cpu ") + op + ": " + what);

@@ -41,12 +41,7 @@ void CpuBackend::logprob(const LogprobParams& p) {
   const float* hidden = F(p.hidden);
   const float* W = F(p.weight);
   const auto& kn = kernels();
-  // scratch from the backend's block cache: no zero fill and no fresh pages per call
-  struct Scratch {
-    Backend* be;
-    float* p;
-    ~Scratch() { be->dealloc(p); }
-  } scratch{this, static_cast<float*>(alloc(static_cast<size_t>(C * V) * sizeof(float)))};
+  const cpu::Scratch scratch(static_cast<size_t>(C * V));  // the logits of one chunk
   float* const buf = scratch.p;
   for (int64_t r0 = 0; r0 < N; r0 += C) {
     const int64_t n = std::min(C, N - r0);
