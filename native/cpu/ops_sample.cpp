@@ -81,17 +81,23 @@ void CpuBackend::sample(const SampleParams& p) {
     const bool use_k = p.top_k > 0 && p.top_k < V;
     const bool use_p = p.top_p < 1.0f;
     std::vector<int32_t> cand;
-    std::vector<double> w, all;
+    std::vector<double> w, wt;
+    // exp((x - m) / T) over the vocabulary and their sum: the normaliser's own terms at T = 1
+    auto vocab_weights = [&](double& total) -> const double* {
+      if (T == 1.0) {
+        total = z;
+        return e1.data();
+      }
+      wt.resize(static_cast<size_t>(V));
+      total = kn.exp_sum_f64(wt.data(), x, x[arg], T, V);
+      return wt.data();
+    };
     double zall = 0;
+    const double* all = nullptr;
     if (!use_k && !use_p) {
       // all tokens, index order
-      double total = z;
-      const double* wv = e1.data();
-      if (T != 1.0) {
-        w.resize(static_cast<size_t>(V));
-        total = kn.exp_sum_f64(w.data(), x, x[arg], T, V);
-        wv = w.data();
-      }
+      double total = 0;
+      const double* wv = vocab_weights(total);
       const int64_t tok = cpu::pick_cumulative(wv, V, cpu::uniform01(p.seed, p.counters[b]) * total);
       p.tokens[b] = static_cast<int32_t>(tok);
       p.logp_sampled[b] = static_cast<float>((x[tok] - m) / T - std::log(total));
@@ -120,11 +126,9 @@ void CpuBackend::sample(const SampleParams& p) {
       // bins whose mass reaches top_p (with a margin for rounding); only the tokens in
       // those bins are sorted. The normaliser is the sum over all tokens in index order.
       constexpr int NB = 512;
-      all.resize(static_cast<size_t>(V));
       std::vector<int16_t> bin(static_cast<size_t>(V));
       double hist[NB] = {0};
-      zall = T == 1.0 ? z : kn.exp_sum_f64(all.data(), x, x[arg], T, V);
-      if (T == 1.0) std::copy(e1.begin(), e1.end(), all.begin());
+      all = vocab_weights(zall);
       for (int64_t j = 0; j < V; ++j) {
         const double sj = (static_cast<double>(x[j]) - m) / T;  // <= 0
         const double wj = all[j];
