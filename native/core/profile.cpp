@@ -10,7 +10,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
 #include <vector>
 
 namespace itool {
@@ -35,11 +34,12 @@ Registry& registry() {
   return *r;
 }
 
-std::string fmt(const char* f, double a, double b = 0, double c = 0, double d = 0) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, f, a, b, c, d);
+std::string fmt(const char* f, double a) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, a);
   return buf;
 }
+double gflops(const Stat& s) { return s.flops / std::max(1e-12, s.seconds) / 1e9; }
 
 void report() {
   Registry& r = registry();
@@ -63,7 +63,7 @@ void report() {
     for (size_t i = 0; i < gemms.size(); ++i)
       out += std::string(i ? ", " : "") + "{\"shape\": \"" + gemms[i].first + "\", \"calls\": " +
              std::to_string(gemms[i].second.calls) + ", \"seconds\": " + fmt("%.6f", gemms[i].second.seconds) +
-             ", \"gflops\": " + fmt("%.3f", gemms[i].second.flops / std::max(1e-12, gemms[i].second.seconds) / 1e9) +
+             ", \"gflops\": " + fmt("%.3f", gflops(gemms[i].second)) +
              "}";
     out += "]}\n";
   } else {
@@ -83,7 +83,7 @@ void report() {
       for (auto& [k, s] : gemms) {
         std::snprintf(line, sizeof line, "%-44s %8lld %11.2f %6.1f%% %9.1f\n", k.c_str(),
                       static_cast<long long>(s.calls), s.seconds * 1e3, total > 0 ? 100.0 * s.seconds / total : 0.0,
-                      s.flops / std::max(1e-12, s.seconds) / 1e9);
+                      gflops(s));
         out += line;
       }
     }

@@ -18,10 +18,11 @@
 // Batches: when there are at least as many batch entries as threads and the
 // matrices are small, threads take whole batch entries instead.
 //
-// B may be bf16 (b_type BF16, A and C f32): weights kept in bf16 halve the bytes a
-// weight-bound product (decoding) reads. Each B block is widened to f32 (exactly: a
-// shift) into a per-thread buffer and packed as usual, so the result is bitwise the
-// one for the f32 matrix holding the same values.
+// B may be bf16 (b_type BF16, A and C f32): weights in half the memory. Values are
+// widened to f32 exactly (a shift): by the kernel's bf16 packing and dot products where
+// it has them (AVX-512), else block by block into a per-thread buffer that is then packed
+// as usual. Either way the result is bitwise the one for the f32 matrix with the same
+// values.
 #include "gemm.h"
 #include <algorithm>
 #include <cstdio>
