@@ -94,7 +94,7 @@ export async function timeGemm(shape: GemmShape, threads: number, runs: number, 
   return times[Math.floor(times.length / 2)]!;
 }
 
-interface NumpyInfo {
+export interface NumpyInfo {
   numpy: string;
   openblas: string | null;
   corename: string | null;
@@ -203,6 +203,33 @@ export interface GemmBenchOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * numpy's GFLOP/s for each (shape, threads), in order, from one peer started here and
+ * closed after; `onResult` sees each figure as it comes. When the peer cannot start or
+ * dies, `missing` says why and `gflops` holds the figures measured before.
+ */
+export async function measureNumpy(
+  items: ReadonlyArray<{ shape: GemmShape; threads: number }>,
+  runs: number,
+  minSeconds: number,
+  onResult?: (index: number, gflops: number) => void,
+): Promise<{ info: NumpyInfo; gflops: number[]; missing?: undefined } | { info: NumpyInfo | null; gflops: number[]; missing: string }> {
+  const p = await NumpyPeer.start();
+  if (!p.ok) return { info: null, gflops: [], missing: p.reason };
+  const gflops: number[] = [];
+  try {
+    for (const [i, it] of items.entries()) {
+      const g = await p.peer.measure(it.shape, it.threads, runs, minSeconds);
+      if (g === null) return { info: p.info, gflops, missing: p.peer.failure ?? 'bench/numpy_gemm.py stopped answering' };
+      gflops.push(g);
+      onResult?.(i, g);
+    }
+  } finally {
+    p.peer.close();
+  }
+  return { info: p.info, gflops };
+}
+
 export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
   const native = loadNative();
   const info = native.gemmInfo();
@@ -232,27 +259,16 @@ export async function runGemmBench(o: GemmBenchOptions): Promise<GemmReport> {
     }
   }
   if (o.compare === 'numpy') {
-    const p = await NumpyPeer.start();
-    if (!p.ok) report.numpy = { missing: p.reason };
-    else {
-      const peer = p.peer;
-      report.numpy = { version: p.info.numpy, openblas: p.info.openblas, corename: p.info.corename };
-      try {
-        for (const [s, row] of shapeRows) {
-          const g = await peer.measure(s, row.threads, o.runs, o.minSeconds);
-          if (g === null) {
-            // a peer crash never hides our rows: say why and go on without it
-            report.numpy = { missing: peer.failure ?? 'bench/numpy_gemm.py stopped answering' };
-            break;
-          }
-          row.numpyGflops = g;
-          row.ratio = row.gflops / g;
-          o.log?.(`  ${s.name} (${row.threads} thread${row.threads > 1 ? 's' : ''}): numpy ${g.toFixed(1)} GFLOP/s`);
-        }
-      } finally {
-        peer.close();
-      }
-    }
+    const items = shapeRows.map(([shape, row]) => ({ shape, threads: row.threads }));
+    const r = await measureNumpy(items, o.runs, o.minSeconds, (i, g) => {
+      const [s, row] = shapeRows[i]!;
+      row.numpyGflops = g;
+      row.ratio = row.gflops / g;
+      o.log?.(`  ${s.name} (${row.threads} thread${row.threads > 1 ? 's' : ''}): numpy ${g.toFixed(1)} GFLOP/s`);
+    });
+    // a peer that cannot start or dies never hides our rows: the report says why
+    if (r.missing !== undefined) report.numpy = { missing: r.missing };
+    else report.numpy = { version: r.info.numpy, openblas: r.info.openblas, corename: r.info.corename };
   }
   report.loadAverage = { before, after: loadavg()[0]! };
   return report;

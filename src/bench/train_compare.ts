@@ -21,7 +21,7 @@ import { llamaConfig } from '../engine/config.js';
 import { packageRoot } from '../engine/native.js';
 import type { ModelConfig } from '../engine/model-types.js';
 import { info } from '../engine/engine.js';
-import { NumpyPeer, type GemmShape } from './gemm.js';
+import { measureNumpy, type GemmShape } from './gemm.js';
 import { xorshift32 } from './random.js';
 
 export interface Shape {
@@ -110,21 +110,12 @@ export function numpyShapes(shapes: Shape[]): GemmShape[] {
 }
 
 async function numpyReference(shapes: Shape[], threads: number): Promise<{ rows: NumpyRow[]; note: string } | { rows: null; note: string }> {
-  const started = await NumpyPeer.start();
-  if (!started.ok) return { rows: null, note: `no numpy SGEMM reference: ${started.reason}` };
-  const { peer, info: np } = started;
-  const rows: NumpyRow[] = [];
-  try {
-    for (const g of numpyShapes(shapes)) {
-      const gflops = await peer.measure(g, threads, 5, 0.1);
-      if (gflops === null) return { rows: null, note: `no numpy SGEMM reference: ${peer.failure ?? 'bench/numpy_gemm.py stopped answering'}` };
-      rows.push({ name: g.name, m: g.m, n: g.n, k: g.k, transB: !!g.transB, threads, gflops });
-    }
-  } finally {
-    peer.close();
-  }
-  const list = rows.map((r) => `${r.name} ${r.m}x${r.n}x${r.k} ${r.gflops.toFixed(0)}`).join(', ');
-  return { rows, note: `numpy ${np.numpy} SGEMM GFLOP/s on ${threads} threads (${np.corename ?? 'OpenBLAS'}), same run: ${list}` };
+  const gemms = numpyShapes(shapes);
+  const r = await measureNumpy(gemms.map((shape) => ({ shape, threads })), 5, 0.1);
+  if (r.missing !== undefined) return { rows: null, note: `no numpy SGEMM reference: ${r.missing}` };
+  const rows = gemms.map((g, i): NumpyRow => ({ name: g.name, m: g.m, n: g.n, k: g.k, transB: !!g.transB, threads, gflops: r.gflops[i]! }));
+  const list = rows.map((x) => `${x.name} ${x.m}x${x.n}x${x.k} ${x.gflops.toFixed(0)}`).join(', ');
+  return { rows, note: `numpy ${r.info.numpy} SGEMM GFLOP/s on ${threads} threads (${r.info.corename ?? 'OpenBLAS'}), same run: ${list}` };
 }
 
 const median = (a: number[]) => {
