@@ -4,6 +4,7 @@
 // warm-up model continued by plain SFT on the same optimizer steps and tokens.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { llamaConfig } from '../engine/config.js';
 import type { Model, ModelConfig } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
@@ -209,25 +210,17 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   if (!existsSync(join(initDir, 'config.json'))) {
     const m = size.model;
     const eos = tok.turnEndIds.length ? tok.turnEndIds : tok.eosId !== null ? [tok.eosId] : [];
-    const config: ModelConfig = {
-      architecture: 'LlamaForCausalLM',
+    // the from-scratch Llama shape of the benches (tied, no bias, head dim hidden / heads)
+    const config = llamaConfig({
       vocabSize: tok.vocabSize,
       hiddenSize: m.hiddenSize,
       intermediateSize: m.intermediateSize,
       numLayers: m.numLayers,
       numHeads: m.numHeads,
       numKvHeads: m.numKvHeads,
-      headDim: m.hiddenSize / m.numHeads,
-      rmsNormEps: 1e-5,
-      ropeTheta: 10000,
-      ropeScaling: null,
-      maxPositionEmbeddings: 4096,
-      tieWordEmbeddings: true,
-      attentionBias: false,
-      qkNorm: false,
       bosTokenId: null,
       eosTokenId: eos,
-    };
+    });
     const model = await deps.createModel(config, { seed: o.seed });
     try {
       await model.save(initDir, { copyFrom: tokDir });
