@@ -28,6 +28,14 @@ std::vector<float> f32_array(const Napi::Value& v, const char* fn, const char* a
   return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
 }
 
+// upstream gradients on the log-probabilities: a Float32Array of finite values
+std::vector<float> dlogprobs_array(const Napi::Value& v, const char* fn) {
+  std::vector<float> d = f32_array(v, fn, "dlogprobs");
+  for (float x : d)
+    if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
+  return d;
+}
+
 Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
@@ -160,10 +168,8 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     std::shared_ptr<std::vector<float>> dl;
     if (has(a, "dlogprobs") && !a.Get("dlogprobs").IsUndefined() && !a.Get("dlogprobs").IsNull()) {
       if (!train) throw_range(std::string(fn) + ": dlogprobs need train: true (they are the gradients for the backward that follows)");
-      dl = std::make_shared<std::vector<float>>(f32_array(a.Get("dlogprobs"), fn, "dlogprobs"));
+      dl = std::make_shared<std::vector<float>>(dlogprobs_array(a.Get("dlogprobs"), fn));
       if (int64_t(dl->size()) != T) throw_range(std::string(fn) + ": dlogprobs has " + std::to_string(dl->size()) + " entries, tokens " + std::to_string(T));
-      for (float x : *dl)
-        if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
     }
     if (want_logits && double(T) * double(c.vocab) > double(int64_t(1) << 31))
       throw_range(std::string(fn) + ": full logits would hold " + std::to_string(double(T) * double(c.vocab)) + " values (too many)");
@@ -188,9 +194,7 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     const char* fn = "model.backward";
     // no argument: the dlogprobs given to the training forward
     const bool given = info.Length() > 0 && !info[0].IsUndefined();
-    auto d = std::make_shared<std::vector<float>>(given ? f32_array(info[0], fn, "dlogprobs") : std::vector<float>{});
-    for (float x : *d)
-      if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
+    auto d = std::make_shared<std::vector<float>>(given ? dlogprobs_array(info[0], fn) : std::vector<float>{});
     return run_async(
         info.Env(), fn,
         [m, d, given]() {
