@@ -808,7 +808,8 @@ export function parseCalls(text: string, opts: ParseOptions = {}): ParseResult {
   try {
     if (typeof text !== 'string') return { format: 'none', calls: [], complete: false, error: 'answer is not a string' };
     const lead = text.trim();
-    if (text.includes(OPEN) || (lead.length >= 2 && OPEN.startsWith(lead))) {
+    // any non-empty prefix of "<tool_call>", "<" included, may be a call cut off at its start
+    if (text.includes(OPEN) || (lead.length > 0 && OPEN.startsWith(lead))) {
       return parseHermesCalls(text, opts);
     }
     const t = stripFences(text);
