@@ -293,10 +293,10 @@ class Reader {
     const text = m ? m[0] : '';
     if (text === '' || text === '.') this.fail('malformed number');
     this.pos = start + text.length;
-    // the text might continue the number (e.g. "1e" or "12" cut off): only at the very end
-    if (this.pos >= s.length) {
-      if (/[eE][+-]?$/.test(text)) throw new Incomplete();
-    } else if (/[eE]/.test(s[this.pos]!) && !/[xX]/.test(text)) {
+    // an exponent cut off at the very end of the text ("1e", "-7.7e-") is a number still
+    // being written (the regex took the digits before it, so the "e" is left over)
+    if (/^[eE][+-]?$/.test(s.slice(this.pos)) && !/^0[xXoObB]/.test(text)) throw new Incomplete();
+    if (this.pos < s.length && /[eE]/.test(s[this.pos]!) && !/[xX]/.test(text)) {
       // "1e" followed by something that is not a digit
       this.fail('malformed number');
     }

@@ -123,6 +123,13 @@ describe('partial answers (prefixes)', () => {
     expect(parseCalls('<tool_').complete).toBe(false);
     // the first character of a Hermes call is a prefix too (the property test below found
     // "<" reported as prose): undecided, not an error
+    // a number cut off inside its exponent is still being written; a finished one is not
+    for (const p of ['{"name": "f", "arguments": {"a": 1e', '{"name": "f", "arguments": {"a": [-7.7e-', '[f(x=2.5E+']) {
+      const r = parseCalls(p);
+      expect(r.error, p).toBeUndefined();
+      expect(r.partial?.name, p).toBe('f');
+    }
+    expect(parseCalls('[f(x=1e)]').error).toMatch(/malformed number/);
     for (const p of ['<', ' <', '<t']) {
       const r = parseCalls(p);
       expect(r.format, p).toBe('hermes');
