@@ -1,10 +1,11 @@
-// Difficulty buckets: simple → multiple → parallel → parallel_multiple, irrelevance apart,
-// multi_turn for conversations with more than one exchange. The warm-up SFT trains them
-// easy to hard.
+// Difficulty buckets: simple → multiple → parallel → parallel_multiple, irrelevance (no call
+// fits) and reply (a text answer after a tool result) apart, multi_turn for call answers after
+// an earlier exchange. The warm-up SFT trains them easy to hard. Which turns are answers:
+// ./answers.ts.
 import type { Category, GroundTruthCall, JsonSchema, Sample, ToolCall, ToolSchema } from './sample.js';
 
 /** Buckets from easiest to hardest, as the warm-up stages use them. */
-export const BUCKETS: readonly Category[] = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'multi_turn'];
+export const BUCKETS: readonly Category[] = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'reply', 'multi_turn'];
 
 /** The bucket of a BFCL test category name (e.g. 'live_parallel_multiple' → 'parallel_multiple'). */
 export function categoryOfBfcl(name: string): Category {
@@ -64,16 +65,29 @@ export function truthFromCalls(calls: readonly ToolCall[], tools: readonly ToolS
 }
 
 /**
- * The bucket a sample belongs to, from its shape: no call → irrelevance; one call → simple
- * (one tool offered) or multiple; several calls → parallel (one tool offered) or
- * parallel_multiple; more than one user turn or a tool result in the conversation → multi_turn.
+ * The bucket of a sample's answer (its ground truth, or else its last assistant turn), from the
+ * answer's own shape (rule 5 of ./answers.ts): a call answer with an earlier exchange before it
+ * (a tool result or an earlier assistant turn) → multi_turn; one call → simple (one tool
+ * offered) or multiple; several calls → parallel (one tool) or parallel_multiple. A text answer
+ * after a tool result → reply; any other answer without a call → irrelevance.
  */
 export function bucketOf(s: Sample): Category {
-  const users = s.messages.filter((m) => m.role === 'user').length;
-  const toolTurns = s.messages.filter((m) => m.role === 'tool').length;
-  if (users > 1 || toolTurns > 0) return 'multi_turn';
+  let end = s.messages.length;
+  if (!s.groundTruth) {
+    end = -1;
+    for (let i = s.messages.length - 1; i >= 0; i--)
+      if (s.messages[i]!.role === 'assistant') {
+        end = i;
+        break;
+      }
+    if (end < 0) end = s.messages.length;
+  }
+  const context = s.messages.slice(0, end);
+  const toolResult = context.some((m) => m.role === 'tool');
   const gt = groundTruthOf(s);
-  if (gt.length === 0) return 'irrelevance';
+  if (gt.length === 0) return toolResult ? 'reply' : 'irrelevance';
+  const earlier = toolResult || context.some((m) => m.role === 'assistant') || context.filter((m) => m.role === 'user').length > 1;
+  if (earlier) return 'multi_turn';
   if (gt.length === 1) return s.tools.length <= 1 ? 'simple' : 'multiple';
   return s.tools.length <= 1 ? 'parallel' : 'parallel_multiple';
 }

@@ -2,6 +2,7 @@
 // formats, difficulty buckets and the synthetic generator.
 export type { Sample, ToolSchema, ToolCall, Message, GroundTruthCall, Category, JsonSchema } from './sample.js';
 export { BUCKETS, bucketOf, byBucket, categoryOfBfcl, groundTruthOf, truthFromCalls } from './buckets.js';
+export { answersOf, isSplitAnswer, splitAnswers } from './answers.js';
 export {
   detectFormat,
   fromBfcl,

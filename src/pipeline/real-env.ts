@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
+import { isSplitAnswer } from '../data/answers.js';
 import type { CategoryTable } from '../report/html.js';
 import { renderPrompt } from '../text/render.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -96,7 +97,10 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
   const tok = o.tokenizer;
   const renderIds = (s: Sample) => {
     const r = tok.render(s);
-    return { ids: r.ids, mask: r.mask, promptLength: r.promptLength };
+    // an answer split off a longer conversation trains its own turn only: the earlier turns
+    // are answers of their own (data/answers.ts)
+    const mask = isSplitAnswer(s) ? r.mask.map((m, i) => (i < r.promptLength ? 0 : m)) : r.mask;
+    return { ids: r.ids, mask, promptLength: r.promptLength };
   };
   return {
     text: {

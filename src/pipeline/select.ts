@@ -1,14 +1,11 @@
 // Deficiency selection: the hardest training samples by the policy's answer perplexity,
 // stratified between answers with and without tool calls.
 import type { Sample } from '../data/sample.js';
+import { expectsNoCall } from '../toolcall/checker.js';
 
-/** true when the sample's answer (its last assistant message) calls a tool */
+/** true when the sample's answer calls a tool (the rule of data/answers.ts, as the checker judges it) */
 export function hasToolCall(s: Sample): boolean {
-  for (let i = s.messages.length - 1; i >= 0; i--) {
-    const m = s.messages[i];
-    if (m.role === 'assistant') return !!m.toolCalls && m.toolCalls.length > 0;
-  }
-  return (s.groundTruth?.length ?? 0) > 0;
+  return !expectsNoCall(s);
 }
 
 /**

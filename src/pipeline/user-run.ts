@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { loadSamples } from '../data/formats.js';
+import { splitAnswers } from '../data/answers.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
 import { categoryTableText } from '../report/table.js';
 import { loadTokenizer } from '../text/tokenizer.js';
@@ -85,10 +86,13 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     train = train.filter((s) => !held.has(s.id));
   }
   if (train.length === 0) throw new Error('no training samples left after holding out the evaluation set');
-  // answers must be the last message of a training sample
-  train = train.filter((s) => s.messages.length > 0 && s.messages[s.messages.length - 1].role === 'assistant');
-  if (train.length === 0) throw new Error('no training sample ends with an assistant answer');
-  log(`data: ${train.length} training and ${test.length} held-out samples`);
+  // conversations are held out whole, then split into their answers (data/answers.ts): every
+  // assistant turn is one answer, for the warm-up, the selection, the search and the evaluation
+  const conversations = train.length;
+  train = splitAnswers(train).filter((s) => s.groundTruth !== undefined || s.messages[s.messages.length - 1]?.role === 'assistant');
+  test = splitAnswers(test);
+  if (train.length === 0) throw new Error('no training sample has an answer (an assistant turn or a ground truth)');
+  log(`data: ${train.length} training answers (of ${conversations} conversations) and ${test.length} held-out answers`);
   const tok = loadTokenizer(o.modelDir);
   const env = realEnv({ tokenizer: tok, tokenizerDir: o.modelDir, loadModel: o.loadModel, progress: o.progress, log });
   const result = await runPipeline({ env, config, runDir: o.out, modelDir: o.modelDir, train, test });

@@ -448,14 +448,25 @@ export function isIrrelevance(category: string): boolean {
 }
 
 /**
+ * True when the sample's answer is no call (rule 2 of data/answers.ts): an irrelevance
+ * category, or a sample outside BFCL whose answer is text (its ground truth is empty), such as
+ * the final reply after a tool result.
+ */
+export function expectsNoCall(sample: Sample): boolean {
+  if (isIrrelevance(checkerCategory(sample))) return true;
+  return !sample.bfclCategory && groundTruthOf(sample).length === 0;
+}
+
+/**
  * Scores one answer (model output text) for one sample by BFCL's AST rules. Also accepts an
- * already-decoded ParseResult.
+ * already-decoded ParseResult. Where no call is expected (expectsNoCall), any answer without a
+ * decoded call is correct.
  */
 export function checkAnswer(sample: Sample, answer: string | ParseResult): CheckResult {
   const cat = checkerCategory(sample);
   const decoded = typeof answer === 'string' ? parseCalls(answer, { floatMarks: true, toolNames: sample.tools.map((t) => t.name) }) : answer;
   const failed = decoded.error !== undefined || !decoded.complete || decoded.format === 'none';
-  if (isIrrelevance(cat)) {
+  if (expectsNoCall(sample)) {
     if (failed || decoded.calls.length === 0) return { valid: true };
     return { valid: false, errorType: 'irrelevance_error:decoder_success', errors: [`Valid syntax: ${decoded.calls.length} call(s) decoded where none was expected.`] };
   }
@@ -472,8 +483,6 @@ export function checkAnswer(sample: Sample, answer: string | ParseResult): Check
     if (truth.length > 1) dispatch = 'parallel';
     else if (sample.tools.length > 1 || cat === 'multiple') dispatch = 'multiple';
     else dispatch = 'simple';
-    if (truth.length === 0)
-      return decoded.calls.length === 0 ? { valid: true } : { valid: false, errorType: 'irrelevance_error:decoder_success', errors: ['A call was decoded where none was expected.'] };
   }
   return checkCalls(sample.tools, decoded.calls, truth, dispatch);
 }

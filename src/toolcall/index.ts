@@ -7,7 +7,7 @@ export { formatCalls, formatPythonCall, formatPythonCalls, formatJsonCall, forma
 export type { CallStyle } from './format.js';
 export { normaliseTool, normaliseTools, jsonTypeOf, validateArguments, validateCall, toOpenAITool } from './schema.js';
 export type { ArgumentCheck } from './schema.js';
-export { checkAnswer, checkCalls, checkOneCall, checkerCategory, isIrrelevance, standardize, writtenType } from './checker.js';
+export { checkAnswer, checkCalls, checkOneCall, checkerCategory, expectsNoCall, isIrrelevance, standardize, writtenType } from './checker.js';
 export type { CheckResult } from './checker.js';
 export { callsFromGroundTruth } from './truth.js';
 export { reward, overlapReward, referenceAnswer, callCredit } from './reward.js';

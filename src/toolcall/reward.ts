@@ -19,7 +19,8 @@
 //    the sum over matched pairs divided by max(expected calls, model calls) for complete
 //    answers, and by the number of calls seen so far for prefixes (unexpected extra calls
 //    score 0).
-//    No-call samples (irrelevance): 1 for an answer with no call (prose, or an empty call
+//    No-call samples (irrelevance, and text answers such as the reply after a tool result:
+//    data/answers.ts): 1 for an answer with no call (prose, or an empty call
 //    list), -1 for any call and for call syntax that is malformed or cut off (an attempted
 //    call: unlike BFCL's evaluation, which counts an undecodable answer as no call); a prefix
 //    scores -1 once a call has begun or its syntax is malformed, 0.5 while it is prose and 0
@@ -31,7 +32,7 @@
 
 import type { Sample, ToolCall, ToolSchema, GroundTruthCall } from '../data/sample.js';
 import { groundTruthOf } from '../data/buckets.js';
-import { checkAnswer, checkOneCall, checkerCategory, isIrrelevance } from './checker.js';
+import { checkAnswer, checkOneCall, checkerCategory, expectsNoCall } from './checker.js';
 import { parseCalls, type PartialCall } from './parse.js';
 import { formatHermesCalls, formatJsonCalls, formatPythonCalls } from './format.js';
 import { callsFromGroundTruth } from './truth.js';
@@ -161,7 +162,7 @@ export function reward(answerText: string, sample: Sample, opts: RewardOptions =
     return overlapReward(answerText, referenceAnswer(sample, style), partial && !decoded.complete);
   }
   const truth = groundTruthOf(sample);
-  const noCall = truth.length === 0 || isIrrelevance(checkerCategory(sample));
+  const noCall = truth.length === 0 || expectsNoCall(sample);
   const anyCall = decoded.calls.length > 0 || (decoded.partial !== undefined && decoded.partial.name !== '');
   if (noCall) {
     if (anyCall) return -1;

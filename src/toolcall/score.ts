@@ -157,7 +157,7 @@ export function summarize(scores: readonly SampleScore[]): EvalReport {
   return { categories: sorted, summary };
 }
 
-const ORDER = ['simple', 'simple_python', 'simple_java', 'simple_javascript', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'multi_turn', 'live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple', 'live_irrelevance'];
+const ORDER = ['simple', 'simple_python', 'simple_java', 'simple_javascript', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'reply', 'multi_turn', 'live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple', 'live_irrelevance'];
 
 function categoryOrder(a: string, b: string): number {
   const ia = ORDER.indexOf(a);

@@ -52,10 +52,11 @@ describe('ShareGPT / ToolACE', () => {
     expect(groundTruthOf(a)).toEqual([{ 'Market Trends API': { trend_type: ['gainers'], country: ['de'] } }, { convert: { amount: [10.5], to: [['EUR', 'GBP']] } }]);
     expect(checkAnswer(a, '[convert(amount=10.5, to=["eur", "gbp"]), Market Trends API(trend_type="Gainers", country="DE")]').valid).toBe(true);
   });
-  it('keeps tool results and text answers; multi-turn and irrelevance buckets', () => {
+  it('keeps tool results and text answers; reply and irrelevance buckets', () => {
     const b = s[1]!;
     expect(b.id).toBe('toolace-2');
-    expect(b.category).toBe('multi_turn');
+    // its last answer is the text reply after the tool result (data/answers.ts)
+    expect(b.category).toBe('reply');
     expect(b.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
     expect(b.messages[1]).toEqual({ role: 'assistant', toolCalls: [{ name: 'get_time', arguments: { tz: 'Asia/Tokyo' } }] });
     expect(b.messages[2]).toEqual({ role: 'tool', content: '[{"name": "get_time", "results": {"time": "09:00"}}]' });
@@ -131,7 +132,7 @@ describe('OpenAI messages', () => {
     ]);
     const b = s[1]!;
     expect(b.id).toBe('multi');
-    expect(b.category).toBe('multi_turn');
+    expect(b.category).toBe('reply');
     expect(b.messages[2]).toEqual({ role: 'tool', content: '{"temp": 21}', toolCallId: 'c1' });
     expect(b.messages[3]).toEqual({ role: 'assistant', content: 'It is 21 degrees in Rome.' });
   });

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { DataFormat } from '../../data/formats.js';
 import { loadSamples, saveSamples } from '../../data/formats.js';
 import { byBucket } from '../../data/buckets.js';
+import { splitAnswers } from '../../data/answers.js';
 import { synthesize, synthTools, synthDomains, type Split } from '../../data/synth.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
@@ -61,16 +62,17 @@ export function register(program: Command): void {
 
   data
     .command('stats')
-    .description('count samples per bucket')
+    .description('count samples, and their answers per bucket (every assistant turn is one answer)')
     .argument('<paths...>', 'data files or BFCL folders')
     .option('--json', 'print JSON')
     .action((paths: string[], opts: { json?: boolean }) => {
       try {
         const samples = paths.flatMap((p) => loadSamples(p));
+        const answers = splitAnswers(samples);
         const counts: Record<string, number> = {};
-        for (const [k, v] of byBucket(samples)) counts[k] = v.length;
-        if (opts.json) process.stdout.write(JSON.stringify({ samples: samples.length, buckets: counts }, null, 2) + '\n');
-        else process.stdout.write(`${samples.length} samples\n` + Object.entries(counts).map(([k, v]) => `  ${k.padEnd(18)} ${v}`).join('\n') + '\n');
+        for (const [k, v] of byBucket(answers)) counts[k] = v.length;
+        if (opts.json) process.stdout.write(JSON.stringify({ samples: samples.length, answers: answers.length, buckets: counts }, null, 2) + '\n');
+        else process.stdout.write(`${samples.length} samples, ${answers.length} answers\n` + Object.entries(counts).map(([k, v]) => `  ${k.padEnd(18)} ${v}`).join('\n') + '\n');
       } catch (e) {
         fail('data stats', e);
       }

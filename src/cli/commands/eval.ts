@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Sample } from '../../data/sample.js';
 import { loadSamples } from '../../data/formats.js';
+import { splitAnswers } from '../../data/answers.js';
 import { writeJsonl } from '../../data/io.js';
 import { formatReport, scorePredictions, type ScoreRun } from '../../toolcall/score.js';
 import { checkerCategory, isIrrelevance } from '../../toolcall/checker.js';
@@ -45,9 +46,10 @@ export function readPredictions(file: string): Map<string, unknown> {
   return out;
 }
 
+/** The answers (data/answers.ts) of every sample of the data files: what is scored. */
 function loadData(paths: string[]): Sample[] {
   const out: Sample[] = [];
-  for (const p of paths) out.push(...loadSamples(p));
+  for (const p of paths) out.push(...splitAnswers(loadSamples(p)));
   if (out.length === 0) throw new Error('--data holds no samples');
   const seen = new Set<string>();
   for (const s of out) {
