@@ -2,20 +2,23 @@
 // synthetic tool-use data → a byte-level BPE tokenizer → a small Llama-architecture model
 // → warm-up SFT (easy to hard) → iTool iterations → evaluation, side by side with the
 // warm-up model continued by plain SFT on the same optimizer steps and tokens.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { llamaConfig } from '../engine/config.js';
 import type { Model, ModelConfig } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
-import { categoryTableText } from '../report/table.js';
+import { categoryTableText, plainTable } from '../report/table.js';
 import { HERMES_TEMPLATE, trainBpe, writeTokenizer } from '../text/bpe.js';
 import { ChatTemplate } from '../text/template.js';
 import { loadTokenizer } from '../text/tokenizer.js';
 import { DEFAULT_PIPELINE, mergeConfig, type PipelineConfig } from './config.js';
 import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
-import { writeAtomic } from './state.js';
+import { claimDemoDir, DEMO_VERSION } from './demo-dir.js';
+import { iterationPairCounts, measureArm, measureTables, phaseSeconds, type ArmMeasures } from './demo-measures.js';
+import type { CopyTable, PairCounts, RateTable } from './metrics.js';
+import { fnv1a, writeAtomic } from './state.js';
 
 export interface DemoDeps {
   synthesize: (opts: { n: number; seed: number; split: 'train' | 'test' }) => Sample[];
@@ -87,14 +90,32 @@ export function demoSize(quick: boolean): DemoSize {
   };
 }
 
+/** pass@k and copy rate of one arm (pass@1 is its `categories`) */
+export interface ArmExtra {
+  passAtK: RateTable;
+  copy: CopyTable;
+}
+
+/** k of pass@k */
+export const PASS_K = 8;
+
+export { DEMO_VERSION };
+
 export interface DemoResults {
+  version: typeof DEMO_VERSION;
+  seed: number;
+  quick: boolean;
   seconds: number;
-  warmup: { categories: CategoryTable };
+  /** seconds of each pipeline phase (warmup, eval-0, iteration-N/select|search|optimize|evaluate, baseline/...) and of the measures */
+  phases: Record<string, number>;
+  /** the headroom measures' settings: k answers sampled at the search temperature */
+  passK: { k: number; temperature: number };
+  warmup: { categories: CategoryTable } & ArmExtra;
   itool: {
     categories: CategoryTable;
-    iterations: Array<{ iteration: number; categories: CategoryTable; selected: number; nodes: number; pairs: number; steps: number; tokens: number; seconds: number }>;
+    iterations: Array<{ iteration: number; categories: CategoryTable; selected: number; nodes: number; pairs: number; steps: number; tokens: number; seconds: number; pairCounts: PairCounts } & ArmExtra>;
   };
-  baseline: { categories: CategoryTable; steps: number; tokens: number };
+  baseline: { categories: CategoryTable; steps: number; tokens: number } & ArmExtra;
 }
 
 function readJsonl(file: string): Sample[] {
@@ -176,7 +197,7 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const t0 = performance.now();
   const log = o.log ?? (() => {});
   const size = { ...demoSize(o.quick), ...(o.override ?? {}) };
-  mkdirSync(o.out, { recursive: true });
+  claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'run', quick: o.quick, seeds: [o.seed], settings: fnv1a(JSON.stringify(size)) });
 
   // 1. data (deterministic in the seed; kept in the output directory)
   const dataDir = join(o.out, 'data');
@@ -235,14 +256,42 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const env = realEnv({ tokenizer: tok, tokenizerDir: tokDir, loadModel: deps.loadModel, progress: o.progress, log });
   const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: initDir, train, test });
 
+  // 5. headroom measures: pass@k at the search temperature, copy rate, pairs by kind
+  const runDir = join(o.out, 'run');
+  const k = PASS_K;
+  const temperature = config.search.temperature;
+  const settings = { k, temperature, maxTokens: config.eval.maxTokens, batchRows: Math.max(k, config.eval.batchSize * 4), seed: o.seed * 7919 + 17 };
+  const evalSamples = config.eval.maxSamples > 0 ? test.slice(0, config.eval.maxSamples) : test;
+  const armDirs = [
+    { label: 'warm-up', evalDir: join(runDir, 'eval-0'), modelDir: join(runDir, 'warmup', 'model') },
+    ...res.itool.iterations.map((it) => ({ label: `iTool it ${it.iteration}`, evalDir: join(runDir, `iteration-${it.iteration}`, 'evaluate'), modelDir: join(runDir, `iteration-${it.iteration}`, 'model') })),
+    { label: 'SFT baseline', evalDir: join(runDir, 'baseline', 'evaluate'), modelDir: join(runDir, 'baseline', 'model') },
+  ];
+  const t2 = performance.now();
+  log(`measures: pass@${k} at temperature ${temperature} and copy rate of ${armDirs.length} models`);
+  const measured: ArmMeasures[] = [];
+  for (const a of armDirs) measured.push(await measureArm(env, a, evalSamples, settings));
+  const measureSeconds = (performance.now() - t2) / 1000;
+  const extra = (m: ArmMeasures): ArmExtra => ({ passAtK: m.passAtK, copy: m.copy });
+  const pairCounts = res.itool.iterations.map((it) => ({ iteration: it.iteration, counts: iterationPairCounts(join(runDir, `iteration-${it.iteration}`)) }));
+
   const seconds = (performance.now() - t0) / 1000;
   const results: DemoResults = {
+    version: DEMO_VERSION,
+    seed: o.seed,
+    quick: o.quick,
     seconds,
-    warmup: { categories: res.warmup!.categories },
-    itool: { categories: res.itool.categories, iterations: res.itool.iterations },
-    baseline: res.baseline!,
+    phases: { ...phaseSeconds(runDir), measures: Math.round(measureSeconds * 10) / 10 },
+    passK: { k, temperature },
+    warmup: { categories: res.warmup!.categories, ...extra(measured[0]) },
+    itool: { categories: res.itool.categories, iterations: res.itool.iterations.map((it, i) => ({ ...it, pairCounts: pairCounts[i].counts, ...extra(measured[i + 1]) })) },
+    baseline: { ...res.baseline!, ...extra(measured[measured.length - 1]) },
   };
   writeAtomic(join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  const cats = Object.keys(results.warmup.categories);
+  const order = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'multi_turn'];
+  cats.sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b));
+  const tables = measureTables(cats, armDirs.map((a, i) => ({ label: a.label, m: measured[i] })), pairCounts, k, temperature);
   const html = renderReport({
     title: 'itool demo: iTool vs. equal-compute SFT on a model trained from scratch',
     subtitle: `seed ${o.seed}${o.quick ? ' · --quick' : ''} · ${train.length} training / ${test.length} held-out synthetic samples · iTool: ${res.itoolSteps} preference steps on ${res.itoolTokens} tokens; baseline: ${res.baseline?.steps ?? 0} SFT steps on ${res.baseline?.tokens ?? 0} tokens`,
@@ -252,7 +301,9 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
     iterations: res.reportIterations,
     tree: res.tree,
     config: config as unknown as Record<string, unknown>,
+    tables,
   });
   writeAtomic(join(o.out, 'report.html'), html);
-  return { results, table: categoryTableText(res.evaluations), pipeline: res };
+  const text = [categoryTableText(res.evaluations), ...tables.map((t) => `${t.title}:\n\n${plainTable(t.header, t.rows)}`)].join('\n');
+  return { results, table: text, pipeline: res };
 }

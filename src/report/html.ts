@@ -22,6 +22,13 @@ export interface ReportEvaluation {
   categories: CategoryTable;
 }
 
+export interface ReportTable {
+  title: string;
+  note?: string;
+  header: string[];
+  rows: string[][];
+}
+
 export interface ReportIteration {
   iteration: number;
   selected: number;
@@ -48,6 +55,8 @@ export interface ReportData {
   iterations: ReportIteration[];
   tree?: ReportTree | null;
   notes?: string[];
+  /** further plain tables (title, header row, body rows), shown after the accuracy table */
+  tables?: ReportTable[];
   config?: Record<string, unknown>;
 }
 
@@ -262,6 +271,11 @@ export function renderReport(d: ReportData): string {
   sections.push('<h2>Accuracy by category (BFCL AST rules)</h2>');
   sections.push(categoryTable(d.evaluations));
   sections.push(groupedBars(cats, d.evaluations.map((e) => ({ name: e.label, values: cats.map((c) => e.categories[c]?.accuracy ?? NaN) }))));
+  for (const t of d.tables ?? []) {
+    sections.push(`<h2>${escapeHtml(t.title)}</h2>`);
+    if (t.note) sections.push(`<p class="sub">${escapeHtml(t.note)}</p>`);
+    sections.push(`<table><tr>${t.header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>${t.rows.map((r) => `<tr>${r.map((v) => `<td>${escapeHtml(v)}</td>`).join('')}</tr>`).join('')}</table>`);
+  }
   sections.push('<h2>Loss curves</h2>');
   // one chart per phase: SFT and preference losses live on different scales
   for (const c of curves)

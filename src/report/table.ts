@@ -15,6 +15,13 @@ function overall(t: CategoryTable): { correct: number; total: number; accuracy: 
   return { correct, total, accuracy: total ? correct / total : 0 };
 }
 
+/** Plain-text columns: the first left-aligned, the rest right-aligned, a rule under the header. */
+export function plainTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
+}
+
 /** A plain-text table: one row per category (and "all"), one column per evaluation. */
 export function categoryTableText(evals: readonly ReportEvaluation[]): string {
   const cats = categoryNames([...evals]);
