@@ -1,0 +1,189 @@
+// The GGUF export checked in llama.cpp (node-llama-cpp's prebuilt CPU binary): tiny random
+// models of Llama, Qwen2 (q/k/v biases) and Qwen3 (q/k norms, tied embeddings), each with a
+// real byte-level BPE tokenizer, exported as f32, f16, bf16 and q8_0 and loaded by llama.cpp.
+// Checked against itool's own engine on the Hugging Face directory:
+//   - the same texts give the same token ids (llama.cpp's tokenizer from the GGUF metadata),
+//   - per-token log-probabilities of the same texts agree within the stated tolerance,
+//   - greedy continuations are equal for f32,
+//   - the chat template is carried unchanged and renders the same prompt (text and ids).
+// llama.cpp runs with an f32 KV cache and no flash attention here, so f32 differences come
+// from summation order only; its f16/bf16/q8_0 matrix products also round the activations
+// (to f16, bf16, q8_0 blocks), which the wider tolerances cover.
+// ITOOL_EXPORT_REPORT=1 prints the measured differences.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, type NativeModel } from '../../src/engine/index.js';
+import type { Architecture, ModelConfig } from '../../src/engine/model-types.js';
+import { exportGguf, type ExportDtype } from '../../src/export/index.js';
+import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
+import { llamaCpp, tinyModelDir } from './helpers.js';
+
+/** max |log p_llama.cpp - log p_itool| over every token of TEXTS, per stored dtype */
+export const LOGPROB_TOLERANCE: Record<ExportDtype, number> = { f32: 1e-4, f16: 1e-2, bf16: 5e-2, q8_0: 0.15 };
+
+const TEXTS = [
+  'The weather in Paris is cloudy. What is the weather in Tokyo, please?',
+  '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}',
+  '<tool_call>\n{"name": "convert", "arguments": {"amount": 100}}\n</tool_call>',
+  'Zürich → 東京: 12.5 km/h, naïve café 🚀!\n\n  indented\ttab',
+  "it's 2026; they'll book 4 seats, we'd ALL'VE come",
+];
+
+const ll = await llamaCpp();
+const skipReason = 'reason' in ll ? ll.reason : null;
+const report = process.env.ITOOL_EXPORT_REPORT === '1';
+
+type LlamaModel = Awaited<ReturnType<Exclude<typeof ll, { reason: string }>['llama']['loadModel']>>;
+
+async function llamaLogprobs(lm: LlamaModel, ids: number[]): Promise<number[]> {
+  const ctx = await lm.createContext({ contextSize: 256, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false });
+  try {
+    const seq = ctx.getSequence();
+    const input = ids.map((t, i) => (i < ids.length - 1 ? ([t, { generateNext: { probabilities: true } }] as const) : t));
+    const res = await seq.controlledEvaluate(input as Parameters<typeof seq.controlledEvaluate>[0]);
+    return ids.slice(1).map((next, i) => Math.log(res[i]?.next?.probabilities?.get(next as never) ?? 0));
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+/** greedy tokens, one decode at a time (llama.cpp's evaluate() would stop at an end-of-generation token) */
+async function llamaGreedy(lm: LlamaModel, ids: number[], n: number): Promise<number[]> {
+  const ctx = await lm.createContext({ contextSize: 256, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false });
+  try {
+    const seq = ctx.getSequence();
+    const next = { generateNext: { token: true, options: { temperature: 0 } } } as const;
+    type Input = Parameters<typeof seq.controlledEvaluate>[0];
+    let res = await seq.controlledEvaluate([...ids.slice(0, -1), [ids[ids.length - 1]!, next]] as Input);
+    const out: number[] = [];
+    for (;;) {
+      const t = res[res.length - 1]?.next?.token;
+      if (t === undefined || t === null) throw new Error('llama.cpp gave no next token');
+      out.push(t);
+      if (out.length === n) return out;
+      res = await seq.controlledEvaluate([[t, next]] as Input);
+    }
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+async function itoolLogprobs(m: NativeModel, ids: number[]): Promise<Float32Array> {
+  return m.logprobs({ tokens: Int32Array.from(ids), targets: Int32Array.from([...ids.slice(1), -1]), cuSeqlens: Int32Array.from([0, ids.length]) });
+}
+
+const ARCHS: Architecture[] = ['LlamaForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'];
+const DTYPES: ExportDtype[] = ['f32', 'f16', 'bf16', 'q8_0'];
+
+describe.skipIf(skipReason !== null)(`GGUF round trip in llama.cpp${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const llama = 'llama' in ll ? ll.llama : (null as never);
+  for (const arch of ARCHS) {
+    describe(arch, () => {
+      let dir = '';
+      let config: ModelConfig;
+      let tok: Tokenizer;
+      let model: NativeModel;
+      const files = new Map<ExportDtype, string>();
+      beforeAll(async () => {
+        ({ dir, config } = await tinyModelDir(arch, arch === 'Qwen2ForCausalLM' ? {} : { tieWordEmbeddings: arch === 'Qwen3ForCausalLM' }));
+        tok = loadTokenizer(dir);
+        model = await loadModel(dir, { device: 'cpu' });
+        for (const dtype of DTYPES) {
+          const out = join(dir, `model-${dtype}.gguf`);
+          await exportGguf({ model: dir, out, dtype });
+          files.set(dtype, out);
+        }
+      });
+      afterAll(() => {
+        model?.dispose();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      });
+
+      it('llama.cpp tokenizes every text to the same ids as the Hugging Face tokenizer', async () => {
+        const lm = await llama.loadModel({ modelPath: files.get('f32')!, gpuLayers: 0 });
+        try {
+          expect(lm.tokens.bos ?? null).toBe(config.bosTokenId);
+          expect(lm.tokens.eos).toBe(tok.eosId);
+          for (const text of TEXTS) {
+            expect(Array.from(lm.tokenize(text, true)), text).toEqual(tok.encode(text));
+            // and back: llama.cpp's detokenizer spells the text
+            expect(lm.detokenize(lm.tokenize(text, true), true)).toBe(text);
+          }
+        } finally {
+          await lm.dispose();
+        }
+      });
+
+      for (const dtype of DTYPES) {
+        it(`${dtype}: per-token log-probabilities agree within ${LOGPROB_TOLERANCE[dtype]}`, async () => {
+          const lm = await llama.loadModel({ modelPath: files.get(dtype)!, gpuLayers: 0 });
+          try {
+            let maxDiff = 0, n = 0;
+            for (const text of TEXTS) {
+              const ids = tok.encode(text);
+              const ref = await itoolLogprobs(model, ids);
+              const got = await llamaLogprobs(lm, ids);
+              for (let i = 0; i < got.length; i++) {
+                expect(Number.isFinite(got[i]!), `${text} token ${i}`).toBe(true);
+                maxDiff = Math.max(maxDiff, Math.abs(got[i]! - ref[i]!));
+                n++;
+              }
+            }
+            if (report) console.log(`[export report] ${arch} ${dtype}: max |Δ log p| = ${maxDiff.toExponential(2)} over ${n} tokens (tolerance ${LOGPROB_TOLERANCE[dtype]})`);
+            expect(n).toBeGreaterThan(100);
+            expect(maxDiff).toBeLessThanOrEqual(LOGPROB_TOLERANCE[dtype]);
+          } finally {
+            await lm.dispose();
+          }
+        });
+      }
+
+      it('f32: greedy continuations equal itool\'s', async () => {
+        const lm = await llama.loadModel({ modelPath: files.get('f32')!, gpuLayers: 0 });
+        try {
+          for (const text of TEXTS.slice(0, 3)) {
+            const ids = tok.encode(text);
+            const cache = await model.cache(ids);
+            const [g] = await model.generate([cache], { maxTokens: 24, temperature: 0 });
+            cache.dispose();
+            expect(await llamaGreedy(lm, ids, 24), text).toEqual(g!.tokens);
+          }
+        } finally {
+          await lm.dispose();
+        }
+      });
+
+      it('the chat template is carried unchanged and renders the same prompt', async () => {
+        const { JinjaTemplateChatWrapper } = await import('node-llama-cpp');
+        const lm = await llama.loadModel({ modelPath: files.get('f32')!, gpuLayers: 0 });
+        try {
+          const template = (lm.fileInfo.metadata as { tokenizer?: { chat_template?: string } }).tokenizer?.chat_template;
+          expect(template).toBe(tok.chatTemplate!.source);
+          const messages = [
+            { role: 'system' as const, content: 'You are a helpful assistant.' },
+            { role: 'user' as const, content: 'What is the weather in Paris?' },
+            { role: 'assistant' as const, content: 'It is cloudy.' },
+            { role: 'user' as const, content: 'And in Tokyo?' },
+          ];
+          const mine = tok.renderPrompt(messages);
+          const wrapper = new JinjaTemplateChatWrapper({ template: template! });
+          const state = wrapper.generateContextState({
+            chatHistory: [
+              { type: 'system', text: messages[0]!.content },
+              { type: 'user', text: messages[1]!.content },
+              { type: 'model', response: [messages[2]!.content] },
+              { type: 'user', text: messages[3]!.content },
+              { type: 'model', response: [] },
+            ],
+          });
+          const ids = Array.from(state.contextText.tokenize(lm.tokenizer));
+          expect(lm.detokenize(ids, true)).toBe(mine.text);
+          expect(ids).toEqual(mine.ids);
+        } finally {
+          await lm.dispose();
+        }
+      });
+    });
+  }
+});
