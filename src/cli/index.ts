@@ -8,6 +8,7 @@ import * as bench from './commands/bench.js';
 import * as data from './commands/data.js';
 import * as demo from './commands/demo.js';
 import * as evalCmd from './commands/eval.js';
+import * as exportCmd from './commands/export.js';
 import * as generate from './commands/generate.js';
 import * as infoCmd from './commands/info.js';
 import * as prefer from './commands/prefer.js';
@@ -24,7 +25,7 @@ export function buildProgram(): Command {
     .description('Fine-tune language models for tool use with the iTool method on a native C++/CUDA engine')
     .version(pkg.version, '-V, --version')
     .showHelpAfterError();
-  for (const m of [demo, train, ablate, evalCmd, data, tokenize, generate, score, sft, prefer, bench, infoCmd]) m.register(program);
+  for (const m of [demo, train, ablate, evalCmd, data, tokenize, generate, score, sft, prefer, exportCmd, bench, infoCmd]) m.register(program);
   return program;
 }
 
