@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { PairOptions } from '../search/pairs.js';
 import type { PreferenceOptions, SftOptions } from '../train/options.js';
+import { checkLora } from '../engine/adapter.js';
 
 export interface SearchConfig extends PairOptions {
   numActions: number;
@@ -47,6 +48,29 @@ export interface PipelineConfig {
   /** perplexity scoring batch (tokens) */
   scoreBatchTokens: number;
   seed: number;
+  /**
+   * train a LoRA adapter through the warm-up and every iteration instead of every weight
+   * (absent or null: full fine-tuning); the run directory then holds adapters, not models
+   */
+  lora?: LoraConfig | null;
+  /** recompute each layer's activations in backward instead of keeping them (less memory, more time); false */
+  recompute?: boolean;
+  /** dtype of the full models the run saves (f32, or bf16 at half the disk); f32 */
+  dtype?: 'f32' | 'bf16';
+}
+
+export interface LoraConfig {
+  rank: number;
+  /** scaling numerator (scale = alpha / rank); default 2 x rank */
+  alpha?: number | null;
+  /** modules adapted: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default the attention four */
+  targets?: string[];
+  /**
+   * merge the adapter into the weights at the start of each training phase and train a fresh
+   * one (the run keeps the chain of adapters); false: one adapter trained from the warm-up
+   * through the last iteration
+   */
+  merge?: boolean;
 }
 
 export const DEFAULT_SEARCH: SearchConfig = {
@@ -118,6 +142,14 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   int(c.eval.maxTokens, 'eval.maxTokens', 1);
   int(c.eval.batchSize, 'eval.batchSize', 1);
   int(c.eval.maxSamples, 'eval.maxSamples', 0);
+  if (c.lora !== undefined && c.lora !== null) {
+    if (!isObj(c.lora)) throw new Error(`config 'lora' must be an object {rank, alpha, targets, merge} or null, got ${JSON.stringify(c.lora)}`);
+    const l = checkLora({ rank: c.lora.rank, alpha: c.lora.alpha ?? undefined, targets: c.lora.targets }, "config 'lora'");
+    if (c.lora.merge !== undefined && typeof c.lora.merge !== 'boolean') throw new Error(`config 'lora.merge' must be true or false, got ${JSON.stringify(c.lora.merge)}`);
+    c = { ...c, lora: { rank: l.rank, alpha: l.alpha, targets: l.targetModules, merge: c.lora.merge ?? false } };
+  }
+  if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new Error(`config 'recompute' must be true or false, got ${JSON.stringify(c.recompute)}`);
+  if (c.dtype !== undefined && c.dtype !== 'f32' && c.dtype !== 'bf16') throw new Error(`config 'dtype' must be 'f32' or 'bf16', got ${JSON.stringify(c.dtype)}`);
   return c;
 }
 

@@ -2,8 +2,9 @@
 // template, the trainers, the tool-call reward and the BFCL AST checker.
 import cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Model } from '../engine/model-types.js';
+import { join, resolve } from 'node:path';
+import { loadWithAdapter, saveAdapterWithChain, type AdapterChain, type AdapterModel } from '../engine/adapter.js';
+import type { LoraOptions, Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { isSplitAnswer } from '../data/answers.js';
 import type { CategoryTable } from '../report/html.js';
@@ -28,6 +29,21 @@ export interface RealEnvOptions {
   /** reward kind: the graded AST reward (default) or the token-overlap reward */
   rewardKind?: 'ast' | 'overlap';
   perplexityBatchTokens?: number;
+  /**
+   * train a LoRA adapter instead of every weight: a model directory gets a fresh adapter (seeded),
+   * an adapter directory (what saveModel writes then) is loaded with its base and chain;
+   * `merge`: each training phase first merges the adapter it starts from and trains a fresh one
+   */
+  lora?: { options: LoraOptions; merge: boolean; seed: number } | null;
+  /** dtype of the full models saved (not adapters); f32 */
+  dtype?: 'f32' | 'bf16';
+}
+
+interface AdapterState {
+  /** the chain beneath the model's adapter */
+  chain: AdapterChain;
+  /** the adapter directory the model's adapter was loaded from or last saved to (null: trained in this process, unsaved) */
+  from: string | null;
 }
 
 /** Points of a phase from its metrics.jsonl (all runs of it, resumed ones included). */
@@ -95,6 +111,29 @@ export function gradeTokens(tok: Tokenizer): Array<{ id: number; value: number }
 
 export function realEnv(o: RealEnvOptions): PipelineEnv {
   const tok = o.tokenizer;
+  const lora = o.lora ?? null;
+  const adapters = new WeakMap<Model, AdapterState>();
+  const adaptable = (m: Model): AdapterModel => {
+    const a = m as Partial<AdapterModel>;
+    if (typeof a.addLora !== 'function' || typeof a.loadAdapter !== 'function') throw new Error('LoRA training needs a model that takes adapters (addLora, loadAdapter)');
+    return m as AdapterModel;
+  };
+  // a model directory gets a fresh adapter; an adapter directory comes back with its base and chain
+  const loadAdapted = async (dir: string): Promise<Model> => {
+    if (!lora) return o.loadModel(dir);
+    const { model, chain, adapter } = await loadWithAdapter(dir, {}, async (base) => adaptable(await o.loadModel(base)));
+    if (!adapter) model.addLora({ ...lora.options, seed: lora.seed });
+    adapters.set(model, { chain, from: adapter });
+    return model;
+  };
+  // with merge: the adapter a training phase starts from goes into the weights, a fresh one is trained
+  const beforeTraining = async (m: Model): Promise<void> => {
+    const st = adapters.get(m);
+    if (!lora || !lora.merge || !st || st.from === null) return;
+    await m.mergeAdapter();
+    adaptable(m).addLora({ ...lora.options, seed: lora.seed });
+    adapters.set(m, { chain: { base: st.chain.base, merged: [...st.chain.merged, st.from] }, from: null });
+  };
   const renderIds = (s: Sample) => {
     const r = tok.render(s);
     // an answer split off a longer conversation trains its own turn only: the earlier turns
@@ -121,11 +160,13 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
     },
     trainer: {
       async sft(model, samples, opts) {
+        await beforeTraining(model);
         const pts: TrainPoint[] = [];
         const r = await trainSft(model, samples, renderIds, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
         return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
       },
       async prefer(model, pairs, opts) {
+        await beforeTraining(model);
         const pts: TrainPoint[] = [];
         const r = await trainPreference(model, pairs, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
         return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
@@ -137,9 +178,13 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
     },
     reward: (answer, sample, partial) => reward(answer, sample, { partial, kind: o.rewardKind ?? 'ast' }),
     score: scoreByCategory,
-    loadModel: o.loadModel,
+    loadModel: lora ? loadAdapted : o.loadModel,
     saveModel: async (model, dir) => {
-      await model.save(dir, { copyFrom: o.tokenizerDir });
+      const st = adapters.get(model);
+      if (lora && st) {
+        await saveAdapterWithChain(model, dir, st.chain);
+        st.from = resolve(dir);
+      } else await model.save(dir, { copyFrom: o.tokenizerDir, dtype: o.dtype ?? 'f32' });
     },
     log: o.log,
     progress: makeProgress(o.progress),

@@ -1,7 +1,9 @@
 // `itool train` and `itool ablate` on the user's model and data: load, split off a
 // held-out set, run the pipeline, write results.json, report.html and the table.
-import { join } from 'node:path';
-import type { Model } from '../engine/model-types.js';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ADAPTER_CHAIN_FILE, checkLora, isAdapterDir, modelFilesDir } from '../engine/adapter.js';
+import type { LoraOptions, Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { loadSamples } from '../data/formats.js';
 import { splitAnswers } from '../data/answers.js';
@@ -23,7 +25,10 @@ export interface UserRunOptions {
   /** config file merged over the defaults, then `overrides` over it */
   configFile?: string;
   overrides?: unknown;
-  loadModel: (dir: string) => Promise<Model>;
+  /** loads a plain model directory (adapters are handled here); recompute from the config */
+  loadModel: (dir: string, opts: { recompute: boolean }) => Promise<Model>;
+  /** a LoRA adapter directory to start from, on --model (the run then trains that adapter on) */
+  adapter?: string;
   progress?: boolean;
   log?: (line: string) => void;
   title?: string;
@@ -63,6 +68,33 @@ export function resolveConfig(configFile: string | undefined, overrides: unknown
   return checkConfig(c);
 }
 
+/**
+ * Where the run starts: a model directory, or an adapter (--model ADAPTER_DIR, or --adapter on
+ * --model: copied into the run directory with --model as its base). Starting from an adapter
+ * trains it on, with its own rank, alpha and targets unless the config's lora says otherwise.
+ */
+function startingPoint(o: UserRunOptions, config: PipelineConfig): { dir: string; filesDir: string; lora: LoraOptions | null } {
+  let dir = o.modelDir;
+  if (!existsSync(o.modelDir)) throw new Error(`--model ${o.modelDir}: no such directory`);
+  if (o.adapter !== undefined) {
+    if (!isAdapterDir(o.adapter)) throw new Error(`--adapter ${o.adapter}: not an adapter directory (no adapter_config.json)`);
+    if (isAdapterDir(o.modelDir)) throw new Error(`--model ${o.modelDir} is an adapter directory itself: give its base model with --model`);
+    dir = join(o.out, 'adapter-start');
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(join(o.adapter, f), join(dir, f));
+    writeAtomic(join(dir, ADAPTER_CHAIN_FILE), JSON.stringify({ base: resolve(o.modelDir), merged: [] }, null, 2) + '\n');
+  }
+  const fromAdapter = isAdapterDir(dir);
+  const filesDir = modelFilesDir(dir);
+  let lora: LoraOptions | null = null;
+  if (config.lora) lora = { rank: config.lora.rank, alpha: config.lora.alpha ?? 2 * config.lora.rank, targetModules: (config.lora.targets ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj']) as LoraOptions['targetModules'] };
+  else if (fromAdapter) {
+    const a = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as { r?: unknown; lora_alpha?: unknown; target_modules?: unknown };
+    lora = checkLora({ rank: a.r, alpha: a.lora_alpha, targets: a.target_modules }, `${dir}/adapter_config.json`);
+  }
+  return { dir, filesDir, lora };
+}
+
 export interface UserRunResult {
   result: PipelineResult;
   table: string;
@@ -93,9 +125,20 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
   test = splitAnswers(test);
   if (train.length === 0) throw new Error('no training sample has an answer (an assistant turn or a ground truth)');
   log(`data: ${train.length} training answers (of ${conversations} conversations) and ${test.length} held-out answers`);
-  const tok = loadTokenizer(o.modelDir);
-  const env = realEnv({ tokenizer: tok, tokenizerDir: o.modelDir, loadModel: o.loadModel, progress: o.progress, log });
-  const result = await runPipeline({ env, config, runDir: o.out, modelDir: o.modelDir, train, test });
+  const start = startingPoint(o, config);
+  const tok = loadTokenizer(start.filesDir);
+  const recompute = config.recompute ?? false;
+  if (start.lora) log(`LoRA: rank ${start.lora.rank}, alpha ${start.lora.alpha}, targets ${start.lora.targetModules.join(',')}${config.lora?.merge ? ', merged into the weights between phases' : ''}; the run directory holds adapters`);
+  const env = realEnv({
+    tokenizer: tok,
+    tokenizerDir: start.filesDir,
+    loadModel: (dir) => o.loadModel(dir, { recompute }),
+    lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed } : null,
+    dtype: config.dtype,
+    progress: o.progress,
+    log,
+  });
+  const result = await runPipeline({ env, config, runDir: o.out, modelDir: start.dir, train, test });
   const seconds = (performance.now() - t0) / 1000;
   const results = { seconds, warmup: result.warmup, itool: result.itool, baseline: result.baseline };
   writeAtomic(join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');

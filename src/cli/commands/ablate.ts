@@ -48,7 +48,7 @@ export function register(program: Command): void {
       const names = ['itool', ...Object.keys(variants)].filter((n) => !opts.only || opts.only.includes(n));
       for (const n of opts.only ?? []) if (!['itool', ...Object.keys(variants)].includes(n)) throw new Error(`--only: unknown variant '${n}'`);
       const log = (l: string) => process.stderr.write(`itool ablate: ${l}\n`);
-      const common = { dataFiles: opts.data, evalFiles: opts.eval ?? [], evalRatio: opts.evalRatio, configFile: opts.config, loadModel: (dir: string) => loadModel(dir, { device }), progress: opts.progress };
+      const common = { dataFiles: opts.data, evalFiles: opts.eval ?? [], evalRatio: opts.evalRatio, configFile: opts.config, loadModel: (dir: string, o: { recompute: boolean }) => loadModel(dir, { device, recompute: o.recompute }), progress: opts.progress };
       // the warm-up runs once (in the itool variant); the others start from its model
       const full = await runOnUserData({ ...common, modelDir: opts.model, out: join(opts.out, 'itool'), overrides: flags, log: (l) => log(`itool: ${l}`), title: 'itool ablate: itool' });
       const warmDir = base.warmup ? join(opts.out, 'itool', 'warmup', 'model') : opts.model;

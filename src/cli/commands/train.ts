@@ -26,6 +26,13 @@ export interface LoopFlags {
   device: string;
   seed?: number;
   progress?: boolean;
+  loraRank?: number;
+  loraAlpha?: number;
+  loraTargets?: string;
+  loraMerge?: boolean;
+  recompute?: boolean;
+  dtype?: string;
+  adapter?: string;
 }
 
 /** the options `itool train` and `itool ablate` share */
@@ -49,6 +56,13 @@ export function loopOptions(cmd: Command): Command {
     .option('--max-tokens <n>', 'tokens per step (50)', parseIntOption('--max-tokens'))
     .option('--eval-max-tokens <n>', 'tokens per evaluated answer (256)', parseIntOption('--eval-max-tokens'))
     .option('--baseline', 'also train the equal-compute SFT baseline from the warm-up model')
+    .option('--lora-rank <n>', 'train a LoRA adapter of this rank through the warm-up and every iteration (the run keeps adapters, not models)', parseIntOption('--lora-rank'))
+    .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', parseFloatOption('--lora-alpha'))
+    .option('--lora-targets <list>', 'LoRA target modules, comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default the attention four)')
+    .option('--lora-merge', 'merge the adapter into the weights before each training phase and train a fresh one')
+    .option('--recompute', 'recompute activations in backward (less memory, more time)')
+    .option('--dtype <dtype>', "dtype of the full models saved: 'f32' or 'bf16'")
+    .option('--adapter <dir>', 'start from this LoRA adapter on --model (and train it on)')
     .option('--device <device>', "'auto', 'cpu' or 'cuda[:N]'", 'auto')
     .option('--seed <n>', 'seed of every random choice (42)', parseIntOption('--seed'))
     .option('--progress', 'progress bars even when stderr is not a terminal')
@@ -69,6 +83,12 @@ export function overridesOf(f: LoopFlags): Record<string, unknown> {
     sft: { lr: f.sftLr, epochs: f.sftEpochs },
     search: { simulations: f.simulations, numActions: f.numActions, temperature: f.temperature, maxDepth: f.maxDepth, maxTokens: f.maxTokens },
     eval: { maxTokens: f.evalMaxTokens },
+    lora:
+      f.loraRank !== undefined || f.loraAlpha !== undefined || f.loraTargets !== undefined || f.loraMerge !== undefined
+        ? { rank: f.loraRank, alpha: f.loraAlpha, targets: f.loraTargets?.split(',').map((t) => t.trim()), merge: f.loraMerge }
+        : undefined,
+    recompute: f.recompute,
+    dtype: f.dtype,
   };
 }
 
@@ -91,7 +111,8 @@ export function register(program: Command): void {
         out: opts.out,
         configFile: opts.config,
         overrides: overridesOf(opts),
-        loadModel: (dir) => loadModel(dir, { device }),
+        loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute }),
+        adapter: opts.adapter,
         progress: opts.progress,
         log: (l) => process.stderr.write(`itool train: ${l}\n`),
       });
