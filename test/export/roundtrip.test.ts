@@ -11,13 +11,15 @@
 // (to f16, bf16, q8_0 blocks), which the wider tolerances cover.
 // ITOOL_EXPORT_REPORT=1 prints the measured differences.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, type NativeModel } from '../../src/engine/index.js';
+import { createModel, loadModel, tinyConfig, type NativeModel } from '../../src/engine/index.js';
 import type { Architecture, ModelConfig } from '../../src/engine/model-types.js';
 import { exportGguf, type ExportDtype } from '../../src/export/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
-import { llamaCpp, tinyModelDir } from './helpers.js';
+import { rng } from '../helpers/native.js';
+import { qwen3Dir } from '../text/helpers.js';
+import { llamaCpp, tempDir, tinyModelDir } from './helpers.js';
 
 /** max |log p_llama.cpp - log p_itool| over every token of TEXTS, per stored dtype */
 export const LOGPROB_TOLERANCE: Record<ExportDtype, number> = { f32: 1e-4, f16: 1e-2, bf16: 5e-2, q8_0: 0.15 };
@@ -186,4 +188,120 @@ describe.skipIf(skipReason !== null)(`GGUF round trip in llama.cpp${skipReason ?
       });
     });
   }
+});
+
+/** max |Δ log p| between llama.cpp on `gguf` and itool's `model` over TEXTS tokenized by `tok` */
+async function maxLogprobDiff(llama: Exclude<typeof ll, { reason: string }>['llama'], gguf: string, model: NativeModel, tok: Tokenizer, texts = TEXTS): Promise<{ maxDiff: number; n: number }> {
+  const lm = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
+  try {
+    let maxDiff = 0, n = 0;
+    for (const text of texts) {
+      const ids = tok.encode(text);
+      const ref = await itoolLogprobs(model, ids);
+      const got = await llamaLogprobs(lm, ids);
+      for (let i = 0; i < got.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(got[i]! - ref[i]!));
+        n++;
+      }
+    }
+    return { maxDiff, n };
+  } finally {
+    await lm.dispose();
+  }
+}
+
+describe.skipIf(skipReason !== null)(`GGUF round trip in llama.cpp: variants${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  const llama = 'llama' in ll ? ll.llama : (null as never);
+  const variants: Array<[string, Architecture, Partial<ModelConfig>]> = [
+    ['Llama with llama3 rope scaling (rope_freqs.weight)', 'LlamaForCausalLM', { ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 } }],
+    ["Mistral (llama.cpp's llama)", 'MistralForCausalLM', {}],
+    ['Qwen2 with tied embeddings', 'Qwen2ForCausalLM', { tieWordEmbeddings: true }],
+  ];
+  for (const [what, arch, over] of variants) {
+    it(`${what}: f32 log-probabilities within ${LOGPROB_TOLERANCE.f32}`, async () => {
+      const { dir } = await tinyModelDir(arch, over);
+      const out = join(dir, 'm.gguf');
+      await exportGguf({ model: dir, out });
+      const model = await loadModel(dir, { device: 'cpu' });
+      try {
+        const { maxDiff, n } = await maxLogprobDiff(llama, out, model, loadTokenizer(dir));
+        if (report) console.log(`[export report] ${what} f32: max |Δ log p| = ${maxDiff.toExponential(2)} over ${n} tokens`);
+        expect(maxDiff).toBeLessThanOrEqual(LOGPROB_TOLERANCE.f32);
+      } finally {
+        model.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it(`a LoRA adapter merged on export: llama.cpp agrees with itool running the adapter unmerged (f32, ${LOGPROB_TOLERANCE.f32})`, async () => {
+    const { dir } = await tinyModelDir('Qwen3ForCausalLM');
+    const adapter = join(dir, 'adapter');
+    const m = await loadModel(dir, { device: 'cpu' });
+    try {
+      m.addLora({ rank: 4, alpha: 16, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], seed: 2 });
+      const r = rng(5);
+      for (const n of m.paramNames().filter((x) => x.includes('lora_B'))) m.setParam(n, Float32Array.from(m.getParam(n), () => (r() - 0.5) * 0.3));
+      await m.saveAdapter(adapter);
+      const out = join(dir, 'merged.gguf');
+      await exportGguf({ model: dir, adapter, out });
+      const base = await loadModel(dir, { device: 'cpu' });
+      const { maxDiff: fromBase } = await maxLogprobDiff(llama, out, base, loadTokenizer(dir), TEXTS.slice(0, 1));
+      base.dispose();
+      const { maxDiff, n } = await maxLogprobDiff(llama, out, m, loadTokenizer(dir));
+      if (report) console.log(`[export report] LoRA-merged Qwen3 f32: max |Δ log p| = ${maxDiff.toExponential(2)} over ${n} tokens (vs the base model: ${fromBase.toExponential(2)})`);
+      expect(fromBase).toBeGreaterThan(100 * LOGPROB_TOLERANCE.f32); // the adapter changes the model
+      expect(maxDiff).toBeLessThanOrEqual(LOGPROB_TOLERANCE.f32);
+    } finally {
+      m.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("Qwen3's own tokenizer (151,669 tokens, NFC, added tokens) on a tiny Qwen3: same ids, the same chat prompt", async () => {
+    const dir = tempDir('itool-export-qwen3tok-');
+    try {
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(qwen3Dir, f), join(dir, f));
+      const tok = loadTokenizer(dir);
+      const config = tinyConfig('Qwen3ForCausalLM', { vocabSize: tok.vocabSize, hiddenSize: 32, intermediateSize: 64, numHeads: 2, numKvHeads: 1, headDim: 16, bosTokenId: null, eosTokenId: [tok.eosId!] });
+      const m0 = createModel(config, { seed: 4, initStd: 0.1 });
+      await m0.save(dir);
+      m0.dispose();
+      const out = join(dir, 'q.gguf');
+      const r = await exportGguf({ model: dir, out });
+      expect(r.tokenizer.pre).toBe('qwen2');
+      const lm = await llama.loadModel({ modelPath: out, gpuLayers: 0 });
+      const texts = [...TEXTS, '<think>\n好的，我来查一下。\n</think>\n\n<tool_call>\n{"name": "f"}\n</tool_call><|im_end|>', 'Ａｂｃ é café'];
+      try {
+        for (const text of texts) expect(Array.from(lm.tokenize(text, true)), text).toEqual(tok.encode(text));
+        // llama.cpp does not apply the tokenizer's NFC normalizer: text not in NFC must be normalized first
+        const decomposed = 'cafe\u0301 Ａｂｃ';
+        expect(Array.from(lm.tokenize(decomposed, true))).not.toEqual(tok.encode(decomposed));
+        expect(Array.from(lm.tokenize(decomposed.normalize('NFC'), true))).toEqual(tok.encode(decomposed));
+        const messages = [
+          { role: 'system' as const, content: 'You are a helpful assistant.' },
+          { role: 'user' as const, content: '今天东京的天气怎么样？' },
+        ];
+        const { JinjaTemplateChatWrapper } = await import('node-llama-cpp');
+        const template = (lm.fileInfo.metadata as { tokenizer?: { chat_template?: string } }).tokenizer?.chat_template;
+        expect(template).toBe(tok.chatTemplate!.source);
+        // node-llama-cpp's wrapper renders the model turn as an assistant message and cuts it, so Qwen3's
+        // template always puts the empty <think></think> block there (whatever its reasoning option):
+        // that is Hugging Face's generation prompt with enable_thinking = false
+        const state = new JinjaTemplateChatWrapper({ template: template!, reasoning: false }).generateContextState({
+          chatHistory: [
+            { type: 'system', text: messages[0]!.content },
+            { type: 'user', text: messages[1]!.content },
+            { type: 'model', response: [] },
+          ],
+        });
+        const ids = Array.from(state.contextText.tokenize(lm.tokenizer));
+        expect(ids).toEqual(tok.renderPrompt(messages, undefined, { kwargs: { enable_thinking: false } }).ids);
+      } finally {
+        await lm.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
