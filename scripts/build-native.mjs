@@ -2,7 +2,11 @@
 // Builds the native addon with cmake-js and copies it into prebuilds/<platform>-<arch>/
 // as prebuildify would, so that node-gyp-build finds it.
 //
-//   node scripts/build-native.mjs [--asan] [--cuda=AUTO|ON|OFF] [--blas=AUTO|OFF] [--out DIR] [--no-prebuild]
+//   node scripts/build-native.mjs [--asan] [--emulate [--no-asan]] [--cuda=AUTO|ON|OFF] [--blas=AUTO|OFF] [--out DIR] [--no-prebuild]
+//
+// --emulate builds the CUDA backend against the CPU emulator (native/cuda/emu) in
+// build/emu, with ASan + UBSan unless --no-asan (then build/emu-fast); it is never copied
+// to prebuilds/. npm run test:gpu:emu runs test/gpu on it.
 //
 // Environment: ITOOL_CUDA, ITOOL_BLAS, ITOOL_CUDA_ARCHITECTURES override the defaults.
 // The build directory (build/release, build/asan) is reused; options that changed since
@@ -24,12 +28,13 @@ const opt = (name, def) => {
   return def;
 };
 
-const asan = flag('asan');
-const cuda = (opt('cuda', process.env.ITOOL_CUDA || (asan ? 'OFF' : 'AUTO')) || 'AUTO').toUpperCase();
+const emulate = flag('emulate');
+const asan = flag('asan') || (emulate && !flag('no-asan'));
+const cuda = emulate ? 'OFF' : (opt('cuda', process.env.ITOOL_CUDA || (asan ? 'OFF' : 'AUTO')) || 'AUTO').toUpperCase();
 const blas = (opt('blas', process.env.ITOOL_BLAS || 'AUTO') || 'AUTO').toUpperCase();
 if (!['AUTO', 'ON', 'OFF'].includes(cuda)) fail(`--cuda must be AUTO, ON or OFF, got '${cuda}'`);
 if (!['AUTO', 'OFF'].includes(blas)) fail(`--blas must be AUTO or OFF, got '${blas}'`);
-const out = resolve(root, opt('out', asan ? 'build/asan' : 'build/release'));
+const out = resolve(root, opt('out', emulate ? (asan ? 'build/emu' : 'build/emu-fast') : asan ? 'build/asan' : 'build/release'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 const defines = {
@@ -38,6 +43,8 @@ const defines = {
   ITOOL_SANITIZE: asan ? 'ON' : 'OFF',
   ITOOL_PACKAGE_VERSION: pkg.version,
 };
+// only when set, so that the stamps of existing build dirs stay valid
+if (emulate) defines.ITOOL_CUDA_EMULATE = 'ON';
 if (process.env.ITOOL_CUDA_ARCHITECTURES) defines.ITOOL_CUDA_ARCHITECTURES = process.env.ITOOL_CUDA_ARCHITECTURES;
 
 const stampFile = join(out, 'itool-options.json');
@@ -53,7 +60,7 @@ const cmdArgs = [
   '--parallel', String(Math.max(1, availableParallelism())),
   ...Object.entries(defines).map(([k, v]) => `--CD${k}=${v}`),
 ];
-console.log(`[itool] building the native addon (${configured ? 'incremental' : 'configure + build'}; CUDA=${cuda}, BLAS=${blas}${asan ? ', ASan+UBSan' : ''}) in ${out}`);
+console.log(`[itool] building the native addon (${configured ? 'incremental' : 'configure + build'}; CUDA=${emulate ? 'emulated' : cuda}, BLAS=${blas}${asan ? ', ASan+UBSan' : ''}) in ${out}`);
 const t0 = Date.now();
 const r = spawnSync(process.execPath, cmdArgs, { cwd: root, stdio: 'inherit' });
 if (r.status !== 0) fail(`native build failed (exit ${r.status}). A C++17 compiler and cmake >= 3.18 are required.`);
@@ -63,7 +70,7 @@ const built = join(out, 'Release', 'itool.node');
 if (!existsSync(built)) fail(`the build finished but ${built} is missing`);
 console.log(`[itool] native build done in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${built}`);
 
-if (!asan && !flag('no-prebuild') && !opt('out')) {
+if (!asan && !emulate && !flag('no-prebuild') && !opt('out')) {
   const dir = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   mkdirSync(dir, { recursive: true });
   const dest = join(dir, 'node.napi.node');

@@ -40,6 +40,9 @@ class CachingPool final : public cuda::Pool {
   }
   static size_t round_up(size_t b) {
     if (b == 0) b = 1;
+#ifdef ITOOL_CUDA_EMULATE
+    return b;  // exact sizes, so that the emulator's ASan sees an overrun of any buffer
+#endif
     if (b < (size_t(1) << 20)) return (b + 511) / 512 * 512;
     return (b + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
   }
@@ -84,6 +87,13 @@ class CachingPool final : public cuda::Pool {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) return;  // not ours: ignore rather than corrupt the pool
+#ifdef ITOOL_CUDA_EMULATE
+    // no cache: a freed block goes back at once (a use after free is then an ASan report)
+    cudaFree(p);
+    in_use_ -= it->second;
+    live_.erase(it);
+    return;
+#endif
     free_.emplace(it->second, p);
     cached_ += it->second;
     in_use_ -= it->second;

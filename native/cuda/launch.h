@@ -8,6 +8,13 @@
 #include <string>
 #include "../core/ops.h"
 
+// Kernel launch: ITOOL_LAUNCH(kernel, grid, block, smem, stream)(args...) is the
+// triple-chevron launch under nvcc; the emulated build (native/cuda/emu) defines it to
+// run the kernel on the CPU.
+#ifndef ITOOL_LAUNCH
+#define ITOOL_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+
 namespace itool {
 namespace cuda {
 

@@ -27,10 +27,10 @@ static void run_bwd(Ctx& c, AttnBwdArgs a, const AttentionParams& p) {
     check(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::KV_SMEM),
           "attention_backward: cudaFuncSetAttribute");
     const bool split = a.dk_part != nullptr;
-    attn_bwd_dkdv_kernel<DP><<<dim3((unsigned)cap, (unsigned)(split ? p.Hq : p.Hkv)), Cfg::THREADS, Cfg::KV_SMEM, c.stream>>>(a);
+    ITOOL_LAUNCH(attn_bwd_dkdv_kernel<DP>, dim3((unsigned)cap, (unsigned)(split ? p.Hq : p.Hkv)), Cfg::THREADS, Cfg::KV_SMEM, c.stream)(a);
     check_launch("attention_backward (dk, dv)");
     if (split) {
-      attn_bwd_gqa_reduce_kernel<<<grid_for(p.T * p.Hkv * p.D, 256), 256, 0, c.stream>>>(a);
+      ITOOL_LAUNCH(attn_bwd_gqa_reduce_kernel, grid_for(p.T * p.Hkv * p.D, 256), 256, 0, c.stream)(a);
       check_launch("attention_backward (GQA reduce)");
     }
   }
@@ -42,7 +42,7 @@ static void run_bwd(Ctx& c, AttnBwdArgs a, const AttentionParams& p) {
     a.map = map.as<int2>();
     check(cudaFuncSetAttribute(attn_bwd_dq_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::DQ_SMEM),
           "attention_backward: cudaFuncSetAttribute");
-    attn_bwd_dq_kernel<DP><<<dim3((unsigned)cap, (unsigned)p.Hq), Cfg::THREADS, Cfg::DQ_SMEM, c.stream>>>(a);
+    ITOOL_LAUNCH(attn_bwd_dq_kernel<DP>, dim3((unsigned)cap, (unsigned)p.Hq), Cfg::THREADS, Cfg::DQ_SMEM, c.stream)(a);
     check_launch("attention_backward (dq)");
   }
 }
@@ -79,7 +79,7 @@ void attention_backward(Ctx& c, const AttentionParams& p) {
     a.dv_part = parts->as<float>() + p.T * p.Hq * p.D;
   }
   const int64_t warps = p.T * p.Hq;
-  attn_bwd_dot_kernel<<<(unsigned)((warps + 7) / 8), 256, 0, c.stream>>>(a);
+  ITOOL_LAUNCH(attn_bwd_dot_kernel, (unsigned)((warps + 7) / 8), 256, 0, c.stream)(a);
   check_launch("attention_backward (dot)");
   if (p.D <= 32) run_bwd<32>(c, a, p);
   else if (p.D <= 64) run_bwd<64>(c, a, p);

@@ -16,7 +16,7 @@ void build_tile_map(Ctx& c, const int32_t* cu, int64_t nseq, int64_t T, int tile
   cap = (T + tile - 1) / tile + nseq;
   if (cap < 1) cap = 1;
   if (cap > 2147483647LL) throw_range("cuda: attention: too many tiles");
-  tile_map_kernel<<<1, 1, 0, c.stream>>>(cu, nseq, T, tile, map.as<int2>(), cap, c.err, reverse);
+  ITOOL_LAUNCH(tile_map_kernel, 1, 1, 0, c.stream)(cu, nseq, T, tile, map.as<int2>(), cap, c.err, reverse);
   check_launch("attention tile map");
 }
 
@@ -28,7 +28,7 @@ static void run_fwd(Ctx& c, const AttnFwdArgs& a, int64_t cap) {
   check(cudaFuncSetAttribute(attn_fwd_kernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM),
         "attention_forward: cudaFuncSetAttribute");
   dim3 grid((unsigned)cap, (unsigned)a.Hq);
-  attn_fwd_kernel<DP><<<grid, Cfg::THREADS, Cfg::SMEM, c.stream>>>(a);
+  ITOOL_LAUNCH(attn_fwd_kernel<DP>, grid, Cfg::THREADS, Cfg::SMEM, c.stream)(a);
   check_launch("attention_forward");
 }
 

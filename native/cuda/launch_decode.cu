@@ -18,7 +18,7 @@ void kv_write(Ctx& c, const KvWriteParams& p) {
   a.k_cache = static_cast<bf16*>(p.k_cache);
   a.v_cache = static_cast<bf16*>(p.v_cache);
   a.err = c.err;
-  kv_write_kernel<<<grid_for(total, 256), 256, 0, c.stream>>>(a);
+  ITOOL_LAUNCH(kv_write_kernel, grid_for(total, 256), 256, 0, c.stream)(a);
   check_launch("kv_write");
 }
 
@@ -36,7 +36,7 @@ void attention_decode(Ctx& c, const DecodeAttentionParams& p) {
   a.vc = static_cast<const bf16*>(p.v_cache);
   a.out = static_cast<bf16*>(p.out);
   a.err = c.err;
-  decode_kernel<<<(unsigned)((warps + 3) / 4), 128, 0, c.stream>>>(a);
+  ITOOL_LAUNCH(decode_kernel, (unsigned)((warps + 3) / 4), 128, 0, c.stream)(a);
   check_launch("attention_decode");
 }
 

@@ -161,11 +161,11 @@ void gemm(Ctx& c, const GemmParams& p) {
     a.batch0 = b0;
     dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(std::min<int64_t>(65535, p.batch - b0)));
     if (f32)
-      gemm_f32_kernel<<<grid, 256, 0, c.stream>>>(a);
+      ITOOL_LAUNCH(gemm_f32_kernel, grid, 256, 0, c.stream)(a);
     else if (pipelined)
-      gemm_wmma_pipelined_kernel<<<grid, kGemmThreads, 0, c.stream>>>(a);
+      ITOOL_LAUNCH(gemm_wmma_pipelined_kernel, grid, kGemmThreads, 0, c.stream)(a);
     else
-      gemm_wmma_kernel<<<grid, kGemmThreads, 0, c.stream>>>(a);
+      ITOOL_LAUNCH(gemm_wmma_kernel, grid, kGemmThreads, 0, c.stream)(a);
     check_launch("gemm");
   }
 }

@@ -34,7 +34,7 @@ void logprob(Ctx& c, const LogprobParams& p) {
     g.B = p.weight; g.ldb = p.H; g.transB = true; g.b_type = DType::BF16;
     g.C = logits.get(); g.ldc = p.V; g.c_type = DType::F32;
     gemm(c, g);
-    logprob_rows_kernel<1024><<<(unsigned)cn, 1024, 0, c.stream>>>(
+    ITOOL_LAUNCH(logprob_rows_kernel<1024>, (unsigned)cn, 1024, 0, c.stream)(
         logits.as<float>(), p.V, p.targets + c0, p.logprob ? p.logprob + c0 : nullptr, p.lse ? p.lse + c0 : nullptr,
         grad ? p.dlogp + c0 : nullptr, grad ? dlog->as<bf16>() : nullptr, c.err);
     check_launch("logprob");

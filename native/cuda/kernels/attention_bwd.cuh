@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dkdv_kernel(AttnBwdArgs a) {
   using namespace nvcuda;
   using Cfg = AttnBwdCfg<DP>;
   constexpr int BC = Cfg::BC, BR = Cfg::BR, LDQ = Cfg::LDQ, LDT = Cfg::LDT, LDTB = Cfg::LDTB;
-  extern __shared__ __align__(128) unsigned char smem[];
+  ITOOL_DYNAMIC_SMEM(unsigned char, smem, 128);
   bf16* Ks = reinterpret_cast<bf16*>(smem + Cfg::KV_K);
   bf16* Vs = reinterpret_cast<bf16*>(smem + Cfg::KV_V);
   bf16* Qs = reinterpret_cast<bf16*>(smem + Cfg::KV_Q);
@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(128) attn_bwd_dq_kernel(AttnBwdArgs a) {
   using namespace nvcuda;
   using Cfg = AttnBwdCfg<DP>;
   constexpr int BC = Cfg::BC, QR = Cfg::QR, LDQ = Cfg::LDQ, LDS = Cfg::LDS, LDSB = Cfg::LDSB;
-  extern __shared__ __align__(128) unsigned char smem[];
+  ITOOL_DYNAMIC_SMEM(unsigned char, smem, 128);
   bf16* Qs = reinterpret_cast<bf16*>(smem + Cfg::DQ_Q);
   bf16* dOs = reinterpret_cast<bf16*>(smem + Cfg::DQ_DO);
   bf16* Ks = reinterpret_cast<bf16*>(smem + Cfg::DQ_K);

@@ -4,6 +4,12 @@
 #include <mma.h>
 #include "common.cuh"
 
+// Dynamic shared memory of the attention kernels (`extern __shared__`); the emulated build
+// (native/cuda/emu) defines it as an exactly sized, bounds-checked block per block.
+#ifndef ITOOL_DYNAMIC_SMEM
+#define ITOOL_DYNAMIC_SMEM(type, name, align) extern __shared__ __align__(align) type name[]
+#endif
+
 namespace itool {
 namespace cuda {
 

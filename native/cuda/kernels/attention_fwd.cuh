@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(128) attn_fwd_kernel(AttnFwdArgs a) {
   using namespace nvcuda;
   using Cfg = AttnFwdCfg<DP>;
   constexpr int BR = Cfg::BR, BC = Cfg::BC, LDQ = Cfg::LDQ, LDS = Cfg::LDS, LDP = Cfg::LDP, LDO = Cfg::LDO;
-  extern __shared__ __align__(128) unsigned char smem[];
+  ITOOL_DYNAMIC_SMEM(unsigned char, smem, 128);
   bf16* Qs = reinterpret_cast<bf16*>(smem + Cfg::OFF_Q);
   bf16* Ks = reinterpret_cast<bf16*>(smem + Cfg::OFF_K);
   bf16* Vs = reinterpret_cast<bf16*>(smem + Cfg::OFF_V);
