@@ -1,4 +1,5 @@
 // itool bench generate [--compare torch] [--json] [--quick] [--shape small|base]
+// (--compare llama.cpp: generate_llama.ts)
 //
 // The tree search's generation workload: `branches` (64) continuations of `newTokens`
 // (50) tokens sampled at temperature 1 off one `promptTokens` (512) prompt. itool
@@ -100,14 +101,14 @@ function parseArgs(argv: string[]) {
     else if (a === '--quick') o.quick = true;
     else if (a === '--compare') {
       const v = argv[++i];
-      if (v !== 'torch') throw new Error(`bench generate: --compare supports 'torch' only, got '${v ?? ''}'`);
+      if (v !== 'torch') throw new Error(`bench generate: --compare supports 'torch' and 'llama.cpp', got '${v ?? ''}'`);
       o.compare = true;
     } else if (a === '--shape') {
       const v = argv[++i] ?? '';
       if (!SHAPES.some((s) => s.name === v)) throw new Error(`bench generate: unknown shape '${v}' (one of ${SHAPES.map((s) => s.name).join(', ')})`);
       o.shape = v;
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('itool bench generate [--compare torch] [--json] [--quick] [--shape small|base|tiny]\n');
+      process.stdout.write('itool bench generate [--compare torch] [--json] [--quick] [--shape small|base|tiny]\nitool bench generate --compare llama.cpp [--json] [--quick] [--shape small|qwen2.5-0.5b|all] [--dtype f32|f16|bf16]\n');
       process.exit(0);
     } else throw new Error(`bench generate: unknown option ${a}`);
   }
@@ -115,6 +116,8 @@ function parseArgs(argv: string[]) {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const c = argv.indexOf('--compare');
+  if (c >= 0 && argv[c + 1] === 'llama.cpp') return (await import('./generate_llama.js')).main(argv);
   const o = parseArgs(argv);
   const s = SHAPES.find((x) => x.name === (o.quick ? 'tiny' : o.shape))!;
   const w: Workload = o.quick ? { branches: 4, promptTokens: 16, newTokens: 4 } : { branches: 64, promptTokens: 512, newTokens: 50 };

@@ -10,7 +10,7 @@ export const BENCHES: Array<[string, string]> = [
   ['ops', 'GFLOP/s or GB/s of every CPU op'],
   ['model', 'model forward+backward and generation tokens/s'],
   ['train', 'SFT and SimPO training steps (--compare torch)'],
-  ['generate', 'tree-search generation workload (--compare torch)'],
+  ['generate', 'tree-search generation workload (--compare torch | llama.cpp)'],
   ['attention', 'attention forward+backward (--device cuda --compare torch)'],
   ['loss', 'fused LM head + log-prob + SimPO (--device cuda --compare torch)'],
 ];
