@@ -126,9 +126,9 @@ function writeBenchTokenizer(dir: string, V: number): void {
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, eos_token: '<|im_end|>', bos_token: null, pad_token: '<|endoftext|>' }));
 }
 
-/** Single-thread memcpy bandwidth, bytes read + written per second (best of 5 copies of 256 MiB). */
-export function copyBandwidth(): number {
-  const n = 256 << 20;
+/** Single-thread memcpy bandwidth, bytes read + written per second (best of 5 copies of `mib` MiB). */
+export function copyBandwidth(mib = 256): number {
+  const n = mib << 20;
   const a = Buffer.alloc(n, 1), b = Buffer.alloc(n);
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
@@ -316,10 +316,11 @@ export async function main(argv: string[]): Promise<void> {
   const w: Workloads = o.quick
     ? { tree: { branches: 4, promptTokens: 16, newTokens: 4 }, decode: { promptTokens: 8, newTokens: 8 } }
     : { tree: { branches: 64, promptTokens: 512, newTokens: 50 }, decode: { promptTokens: 16, newTokens: 128 } };
-  const bw = copyBandwidth();
+  const bwMiB = o.quick ? 32 : 256;
+  const bw = copyBandwidth(bwMiB);
   const rows: LlamaCompareRow[] = [];
   const notes: string[] = [
-    `copy bandwidth ${(bw / 1e9).toFixed(1)} GB/s (one thread, memcpy of 256 MiB, read + written bytes); ${cpus().length} cores, ${threads} threads for both engines`,
+    `copy bandwidth ${(bw / 1e9).toFixed(1)} GB/s (one thread, memcpy of ${bwMiB} MiB, read + written bytes); ${cpus().length} cores, ${threads} threads for both engines`,
     'sampling: temperature 1 over the whole vocabulary in both (llama.cpp: topK 0, topP 1, minP 0, end-of-generation tokens banned)',
   ];
   let mismatch = false;
