@@ -1,0 +1,118 @@
+// The model's weights in and out: random initialisation, Hugging Face checkpoints, training state.
+#include "model_internal.h"
+
+namespace itool {
+using namespace model_detail;
+
+void Model::init_random(uint64_t seed, float std) {
+  Rng r{seed ^ 0x1F2E3D4C5B6A7988ull};
+  std::vector<float> h(size_t(base_.numel), 0.f);
+  for (auto& p : base_.params) {
+    float* d = h.data() + p.offset;
+    bool is_norm = p.name.find("norm.weight") != std::string::npos;
+    bool is_bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
+    for (int64_t i = 0; i < p.numel; ++i) d[i] = is_norm ? 1.f : is_bias ? float(r.normal() * std) : float(r.normal() * std);
+  }
+  be_->copy_from_host(base_.master.p(), h.data(), h.size() * 4);
+  sync_compute(base_);
+}
+
+void Model::load_checkpoint(const std::vector<std::string>& files) {
+  if (files.empty()) throw_error("load: no safetensors files given");
+  std::vector<std::unique_ptr<SafetensorsFile>> fs;
+  std::map<std::string, std::pair<const SafetensorsFile*, const SafetensorsEntry*>> where;
+  for (auto& f : files) {
+    fs.push_back(std::make_unique<SafetensorsFile>(f));
+    for (auto& e : fs.back()->entries()) where[e.name] = {fs.back().get(), &e};
+  }
+  std::vector<float> h(size_t(base_.numel), 0.f);
+  for (auto& p : base_.params) {
+    auto it = where.find(p.name);
+    if (it == where.end())
+      throw_error("load: tensor '" + p.name + "' (needed by config.json) is missing from the checkpoint (" + files[0] +
+                  (files.size() > 1 ? " and other shards" : "") + ")");
+    const SafetensorsEntry* e = it->second.second;
+    if (e->shape != p.shape)
+      throw_error("load: " + it->second.first->path() + ": tensor '" + p.name + "' has shape " + shape_str(e->shape) +
+                  " but config.json implies " + shape_str(p.shape));
+    it->second.first->read_f32(*e, h.data() + p.offset);
+  }
+  be_->copy_from_host(base_.master.p(), h.data(), h.size() * 4);
+  sync_compute(base_);
+}
+
+void Model::save_checkpoint(const std::string& path, DType dtype) const {
+  std::vector<float> h(size_t(base_.numel));
+  be_->copy_to_host(h.data(), base_.master.p(), h.size() * 4);
+  std::vector<SafetensorsWriteItem> items;
+  std::vector<const ParamInfo*> order;
+  for (auto& p : base_.params) order.push_back(&p);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (auto* p : order) {
+    SafetensorsWriteItem it;
+    it.name = p->name;
+    it.dtype = dtype;
+    it.shape = p->shape;
+    it.data = h.data() + p->offset;
+    items.push_back(it);
+  }
+  write_safetensors(path, items, {{"format", "pt"}});
+}
+
+void Model::save_training_state(const std::string& path) const {
+  const ParamGroup& g = lora_active() ? lora_ : base_;
+  int64_t n = g.numel;
+  std::vector<float> p(static_cast<size_t>(n)), m(static_cast<size_t>(n), 0.f), v(static_cast<size_t>(n), 0.f);
+  be_->copy_to_host(p.data(), g.master.p(), size_t(n) * 4);
+  if (g.m) {
+    be_->copy_to_host(m.data(), g.m.p(), size_t(n) * 4);
+    be_->copy_to_host(v.data(), g.v.p(), size_t(n) * 4);
+  }
+  std::vector<SafetensorsWriteItem> items(3);
+  const char* names[3] = {"param", "adam_m", "adam_v"};
+  const float* data[3] = {p.data(), m.data(), v.data()};
+  for (int i = 0; i < 3; ++i) {
+    items[size_t(i)].name = names[i];
+    items[size_t(i)].shape = {n};
+    items[size_t(i)].data = data[i];
+  }
+  write_safetensors(path, items,
+                    {{"format", "itool-training-state-1"}, {"step", std::to_string(g.step)}, {"kind", lora_active() ? "lora" : "full"},
+                     {"has_moments", g.m ? "1" : "0"}});
+}
+
+void Model::load_training_state(const std::string& path) {
+  ParamGroup& g = lora_active() ? lora_ : base_;
+  SafetensorsFile f(path);
+  auto md = f.metadata();
+  if (md["format"] != "itool-training-state-1") throw_error(path + ": not an itool training state (format metadata missing)");
+  std::string kind = lora_active() ? "lora" : "full";
+  if (md["kind"] != kind) throw_error(path + ": training state is for " + md["kind"] + " training, the model does " + kind + " training");
+  const char* names[3] = {"param", "adam_m", "adam_v"};
+  std::vector<float> h[3];
+  for (int i = 0; i < 3; ++i) {
+    const SafetensorsEntry* e = f.find(names[i]);
+    if (!e || e->dtype != DType::F32 || e->shape != std::vector<int64_t>{g.numel})
+      throw_error(path + ": tensor '" + names[i] + "' is missing or does not hold " + std::to_string(g.numel) + " f32 values (different model?)");
+    h[i].resize(size_t(g.numel));
+    f.read_f32(*e, h[i].data());
+  }
+  char* endp = nullptr;
+  long long st = std::strtoll(md["step"].c_str(), &endp, 10);
+  if (md["step"].empty() || !endp || *endp || st < 0) throw_error(path + ": bad 'step' metadata");
+  be_->copy_from_host(g.master.p(), h[0].data(), size_t(g.numel) * 4);
+  if (md["has_moments"] == "1") {
+    if (!g.m) {
+      g.m = alloc_f32(std::max<int64_t>(g.numel, 1));
+      g.v = alloc_f32(std::max<int64_t>(g.numel, 1));
+    }
+    be_->copy_from_host(g.m.p(), h[1].data(), size_t(g.numel) * 4);
+    be_->copy_from_host(g.v.p(), h[2].data(), size_t(g.numel) * 4);
+  } else {
+    g.m = g.v = DevBuf{};
+  }
+  g.step = st;
+  sync_compute(g);
+}
+
+}  // namespace itool
