@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createModel, tinyConfig } from '../../src/engine/index.js';
 import type { Architecture, ModelConfig } from '../../src/engine/model-types.js';
+import type { ExportDtype } from '../../src/export/index.js';
 import { loadTokenizer, trainBpe, writeTokenizer } from '../../src/text/index.js';
+
+/**
+ * max |log p_llama.cpp - log p_itool| per token, by the stored dtype. llama.cpp's f16, bf16
+ * and q8_0 products also round the activations, so those bounds hold both roundings.
+ */
+export const LOGPROB_TOLERANCE: Record<ExportDtype, number> = { f32: 1e-4, f16: 1e-2, bf16: 5e-2, q8_0: 0.25 };
 
 export const CORPUS = [
   'The weather in Paris is cloudy. What is the weather in Tokyo, please?',

@@ -19,10 +19,8 @@ import { exportGguf, type ExportDtype } from '../../src/export/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/text/index.js';
 import { rng } from '../helpers/native.js';
 import { qwen3Dir } from '../text/helpers.js';
-import { llamaCpp, tempDir, tinyModelDir } from './helpers.js';
+import { llamaCpp, LOGPROB_TOLERANCE, tempDir, tinyModelDir } from './helpers.js';
 
-/** max |log p_llama.cpp - log p_itool| over every token of TEXTS, per stored dtype */
-export const LOGPROB_TOLERANCE: Record<ExportDtype, number> = { f32: 1e-4, f16: 1e-2, bf16: 5e-2, q8_0: 0.15 };
 
 const TEXTS = [
   'The weather in Paris is cloudy. What is the weather in Tokyo, please?',
