@@ -5,18 +5,35 @@ export interface GpuStatus {
   ok: boolean;
   reason: string;
   device: string;
+  /** the device is the CPU emulator of the CUDA engine (native/cuda/emu; npm run test:gpu:emu) */
+  emulated: boolean;
 }
 
 export function gpuStatus(): GpuStatus {
   try {
     const info = loadNative().info();
-    if (!info.cuda.compiled) return { ok: false, reason: `no GPU: this build has no CUDA (${info.cuda.reason ?? 'built without CUDA'})`, device: '' };
-    if (info.cuda.devices.length === 0) return { ok: false, reason: `no GPU: ${info.cuda.reason ?? 'no CUDA device'}`, device: '' };
+    if (!info.cuda.compiled) return { ok: false, reason: `no GPU: this build has no CUDA (${info.cuda.reason ?? 'built without CUDA'})`, device: '', emulated: false };
+    if (info.cuda.devices.length === 0) return { ok: false, reason: `no GPU: ${info.cuda.reason ?? 'no CUDA device'}`, device: '', emulated: false };
     const d = info.cuda.devices[0];
-    return { ok: true, reason: '', device: `${d.name} (sm ${d.computeCapability})` };
+    const emulated = String(d.name).startsWith('itool CUDA emulator');
+    return { ok: true, reason: '', device: `${d.name} (sm ${d.computeCapability})`, emulated };
   } catch (e) {
-    return { ok: false, reason: `no GPU: the addon did not load (${(e as Error).message.split('\n')[0]})`, device: '' };
+    return { ok: false, reason: `no GPU: the addon did not load (${(e as Error).message.split('\n')[0]})`, device: '', emulated: false };
   }
+}
+
+/**
+ * A size for a GPU test case: `real` on a GPU, `emulated` on the CPU emulator, where every
+ * thread is a fiber and a case must run in seconds. The emulated sizes keep what the case
+ * is about (odd sizes, several tiles, chunking, GQA), only smaller.
+ */
+export function sized<T>(real: T, emulated: T): T {
+  return emulatedDevice() ? emulated : real;
+}
+let emu: boolean | undefined;
+function emulatedDevice(): boolean {
+  if (emu === undefined) emu = gpuStatus().emulated;
+  return emu;
 }
 
 /** max |a - b| */

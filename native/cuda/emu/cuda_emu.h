@@ -244,7 +244,8 @@ struct Coords {
   uint3 threadIdx, blockIdx;
   dim3 blockDim, gridDim;
 };
-extern thread_local const Coords* t_coords;
+// The running thread's coordinates (one kernel runs at a time, under the emulator's lock).
+extern const Coords* g_coords;
 
 // Source location of a call (default arguments evaluate at the caller).
 #define ITOOL_EMU_SITE const char *file = __builtin_FILE(), int line = __builtin_LINE()
@@ -324,10 +325,10 @@ Launch<P...> make_launch(void (*fn)(P...), const char* name, G grid, B block, si
 }  // namespace itool_emu
 
 #ifndef ITOOL_EMU_RUNTIME
-#define threadIdx (::itool_emu::t_coords->threadIdx)
-#define blockIdx (::itool_emu::t_coords->blockIdx)
-#define blockDim (::itool_emu::t_coords->blockDim)
-#define gridDim (::itool_emu::t_coords->gridDim)
+#define threadIdx (::itool_emu::g_coords->threadIdx)
+#define blockIdx (::itool_emu::g_coords->blockIdx)
+#define blockDim (::itool_emu::g_coords->blockDim)
+#define gridDim (::itool_emu::g_coords->gridDim)
 #endif
 constexpr int warpSize = 32;
 
