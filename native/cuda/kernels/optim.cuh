@@ -120,11 +120,28 @@ __global__ void preference_kernel(int kind, int64_t P, float beta, float gamma, 
   if (rrw) rrw[i] = (float)rwr;
 }
 
-// ---- sampling: one block per row.
-// Candidate set after temperature / top-k / top-p is {j : x_j >= thr} with x = logit / T;
-// thresholds are found by bisection on the value (ties are kept together). The token is
-// drawn by inverse CDF over the candidates in index order with the host's uniform u.
+// ---- sampling: one block per row, the CPU engine's semantics (native/cpu/ops_sample.cpp):
+// all tokens in index order when neither top-k nor top-p is on; otherwise the tokens in
+// descending order of logit with ties in index order, cut to the first k, then to the
+// shortest prefix whose mass reaches top_p of theirs, and the token is the first of that
+// list whose cumulative weight exceeds u * mass.
+// Such a list is {x > thr} followed by the first m tokens (in index order) with x == thr, so
+// it is found without sorting: thresholds by bisection on an order-preserving integer key of
+// the logit (exact, 32 steps, no NaN midpoint when a logit is -inf), then the count of ties.
+// The drawn token likewise: the value v where the cumulative mass steps over u * mass, then
+// which of the tokens tied at v. Weights exp((x - max) / T) are f32 exponentials summed in
+// double; log-probabilities are (x - max) - log(sum), never x - (max + log(sum)) (that loses
+// half an ulp of the max: ~5e-4 at logits of 1e4). NaN logits have no defined result.
 struct SampleOut { int32_t token; float logp_sampled; float logp_model; };
+
+// Order-preserving key of a float (-0 maps to +0's key): a < b <=> key(a) < key(b).
+__device__ __forceinline__ uint32_t sample_key(float v) {
+  const uint32_t u = __float_as_uint(v == 0.f ? 0.f : v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float sample_value(uint32_t k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
 
 template <int THREADS>
 __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, int64_t V, float temperature,
@@ -132,24 +149,24 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, in
   __shared__ float redf[32];
   __shared__ double redd[32];
   __shared__ double seg[THREADS];
+  __shared__ float wv[32];
+  __shared__ int64_t wa[32];
   const int64_t b = blockIdx.x;
   const float* x = logits + b * V;
-  // raw max and log-sum-exp
-  float mx = -INFINITY;
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+  // max with the lowest index holding it, and the min
+  float mx = -INFINITY, mn = INFINITY;
   int64_t arg = V;
   for (int64_t j = threadIdx.x; j < V; j += THREADS) {
     const float v = x[j];
     if (v > mx || (v == mx && j < arg)) { mx = v; arg = j; }
+    mn = fminf(mn, v);
   }
-  // argmax with lowest index on ties: reduce (value, index)
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(0xffffffffu, mx, o);
     const int64_t oa = __shfl_xor_sync(0xffffffffu, arg, o);
     if (ov > mx || (ov == mx && oa < arg)) { mx = ov; arg = oa; }
   }
-  __shared__ float wv[32];
-  __shared__ int64_t wa[32];
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
   if (lane == 0) { wv[wid] = mx; wa[wid] = arg; }
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -158,130 +175,135 @@ __global__ void __launch_bounds__(THREADS) sample_kernel(const float* logits, in
   }
   __syncthreads();
   const float gmax = wv[0];
-  const int64_t gargmax = wa[0];
-  float se = 0.f;
-  for (int64_t j = threadIdx.x; j < V; j += THREADS) se += __expf(x[j] - gmax);
-  const float lse = gmax + logf(block_sum(se, redf));
-
+  const int64_t gargmax = wa[0] < V ? wa[0] : 0;
+  mn = -block_max(-mn, redf);
+  double se = 0.0;
+  for (int64_t j = threadIdx.x; j < V; j += THREADS) se += (double)__expf(x[j] - gmax);
+  const double lsum = log(block_sum_d(se, redd));  // log-softmax = (x - gmax) - lsum
   if (!(temperature > 0.f)) {
-    if (threadIdx.x == 0) out[b] = SampleOut{(int32_t)gargmax, 0.f, x[gargmax] - lse};
+    if (threadIdx.x == 0) out[b] = SampleOut{(int32_t)gargmax, 0.f, (float)(((double)x[gargmax] - gmax) - lsum)};
     return;
   }
   const float inv_t = 1.f / temperature;
-  const float smax = gmax * inv_t;
-  // lowest value of the row (for bisection bounds)
-  float mn = INFINITY;
-  for (int64_t j = threadIdx.x; j < V; j += THREADS) mn = fminf(mn, x[j]);
-  mn = -block_max(-mn, redf);
-  float thr = -INFINITY;
-  if (top_k > 0 && top_k < V) {
-    // largest t with count(x >= t) >= k
-    float lo = mn, hi = gmax;  // count(x >= lo) = V >= k; count(x >= hi) >= 1
-    for (int it = 0; it < 48; ++it) {
-      const float mid = lo + 0.5f * (hi - lo);
-      if (mid <= lo || mid >= hi) break;
-      float cnt = 0.f;
-      for (int64_t j = threadIdx.x; j < V; j += THREADS) cnt += x[j] >= mid ? 1.f : 0.f;
-      cnt = block_sum(cnt, redf);
-      if (cnt >= (float)top_k) lo = mid; else hi = mid;
-    }
-    // hi may hold exactly k when reachable; lo always holds >= k
-    float cnt_hi = 0.f;
-    for (int64_t j = threadIdx.x; j < V; j += THREADS) cnt_hi += x[j] >= hi ? 1.f : 0.f;
-    cnt_hi = block_sum(cnt_hi, redf);
-    thr = cnt_hi >= (float)top_k ? hi : lo;
-  }
-  // mass of the candidates at temperature
-  auto mass_above = [&](float t) {
-    double s = 0.0;
-    for (int64_t j = threadIdx.x; j < V; j += THREADS) {
-      const float v = x[j];
-      if (v >= t) s += (double)__expf(v * inv_t - smax);
-    }
-    return block_sum_d(s, redd);
+  auto weight = [&](float v) { return (double)__expf((v - gmax) * inv_t); };
+  auto finish = [&](int64_t tok, double z) {  // thread 0
+    out[b] = SampleOut{(int32_t)tok, (float)(((double)x[tok] - gmax) / (double)temperature - log(z)),
+                       (float)(((double)x[tok] - gmax) - lsum)};
   };
-  const double zk = mass_above(thr);
-  if (top_p < 1.f && top_p > 0.f) {
-    // largest t >= thr with mass(x >= t) >= top_p * zk
-    const double target = (double)top_p * zk;
-    float lo = thr == -INFINITY ? mn : thr, hi = gmax;
-    if (mass_above(hi) < target) {
-      for (int it = 0; it < 48; ++it) {
-        const float mid = lo + 0.5f * (hi - lo);
-        if (mid <= lo || mid >= hi) break;
-        if (mass_above(mid) >= target) lo = mid; else hi = mid;
-      }
-      thr = lo;
-    } else {
-      thr = hi;
-    }
-  }
-  const double z = mass_above(thr);
-  const double goal = u[b] * z;
-  const float lz = smax + (float)log(z);
-  if (thr != -INFINITY) {
-    // top-k / top-p: candidates in descending order of logit (the CPU engine's order); the
-    // token is the candidate of largest value v with mass(x >= v) > goal, found by bisection
-    // on the value (mass is a step function of v that changes only at logit values).
-    float lo = thr, hi = gmax;
-    float tv;
-    if (mass_above(hi) > goal) {
-      tv = hi;
-    } else {
-      for (int it = 0; it < 64; ++it) {
-        const float mid = lo + 0.5f * (hi - lo);
-        if (mid <= lo || mid >= hi) break;
-        if (mass_above(mid) > goal) lo = mid; else hi = mid;
-      }
-      // the step lies in [lo, hi): take the logit there (lo itself once the bisection
-      // reached adjacent floats; the largest one in the interval otherwise)
-      float cand = -INFINITY;
-      for (int64_t j = threadIdx.x; j < V; j += THREADS)
-        if (x[j] >= lo && x[j] < hi) cand = fmaxf(cand, x[j]);
-      cand = block_max(cand, redf);
-      tv = cand == -INFINITY ? lo : cand;
-    }
-    // lowest index holding that value (ties go to the lower index, as on the CPU)
-    int64_t best = V;
-    for (int64_t j = threadIdx.x; j < V; j += THREADS)
-      if (x[j] == tv && j < best) best = j;
-    for (int o = 16; o > 0; o >>= 1) best = min(best, (int64_t)__shfl_xor_sync(0xffffffffu, best, o));
-    __syncthreads();
-    if (lane == 0) wa[wid] = best;
+  const double goal_u = u[b];
+
+  if (!(top_k > 0 && top_k < V) && !(top_p < 1.f)) {
+    // all tokens: inverse CDF in index order (as on the CPU): contiguous segment per
+    // thread, block prefix over the segments
+    const int64_t per = (V + THREADS - 1) / THREADS;
+    const int64_t j0 = threadIdx.x * per, j1 = min(V, j0 + per);
+    double mine = 0.0;
+    for (int64_t j = j0; j < j1; ++j) mine += weight(x[j]);
+    seg[threadIdx.x] = mine;
     __syncthreads();
     if (threadIdx.x == 0) {
-      int64_t tok = wa[0];
-      for (int w = 1; w < THREADS / 32; ++w) tok = min(tok, wa[w]);
-      if (tok >= V) tok = gargmax;
-      out[b] = SampleOut{(int32_t)tok, x[tok] * inv_t - lz, x[tok] - lse};
+      double z = 0.0;
+      for (int t = 0; t < THREADS; ++t) z += seg[t];
+      const double goal = goal_u * z;
+      double run = 0.0;
+      int64_t tok = -1;
+      bool done = false;
+      for (int t = 0; t < THREADS && !done; ++t) {
+        const int64_t a0 = t * per, a1 = min(V, a0 + per);
+        if (a0 >= V) break;
+        const bool last = t + 1 >= THREADS || (t + 1) * per >= V;
+        if (!last && run + seg[t] <= goal) { run += seg[t]; continue; }
+        for (int64_t j = a0; j < a1; ++j) {
+          run += weight(x[j]);
+          tok = j;
+          if (run > goal) { done = true; break; }
+        }
+      }
+      if (tok < 0) tok = V - 1;
+      finish(tok, z);
     }
     return;
   }
-  // all tokens: inverse CDF in index order (as on the CPU): contiguous segment per thread,
-  // block prefix over the segments
+
+  // block-wide counts and masses over {key(x) >= k} (every thread gets the same result)
+  auto count_ge = [&](uint32_t k) {
+    double c = 0.0;
+    for (int64_t j = threadIdx.x; j < V; j += THREADS) c += sample_key(x[j]) >= k ? 1.0 : 0.0;
+    return block_sum_d(c, redd);
+  };
+  auto mass_ge = [&](uint32_t k) {
+    double s = 0.0;
+    for (int64_t j = threadIdx.x; j < V; j += THREADS) {
+      const float v = x[j];
+      if (sample_key(v) >= k) s += weight(v);
+    }
+    return block_sum_d(s, redd);
+  };
+  // the largest key k in [lo, hi] for which pred(k) holds, given that pred(lo) holds
+  // (pred is monotone: true up to some key, false above)
+  auto largest = [&](uint32_t lo, uint32_t hi, auto pred) {
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      if (pred(mid)) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  };
+  const uint32_t kmax = sample_key(gmax);
+  // candidates: {key > thr} and the first m_thr tokens with key == thr; z their mass
+  uint32_t thr = sample_key(mn);
+  double m_thr = V - (thr < kmax ? count_ge(thr + 1) : 0.0);
+  if (top_k > 0 && top_k < V) {
+    // the k-th largest value: the largest key with at least k tokens at or above it
+    thr = largest(thr, kmax, [&](uint32_t k) { return count_ge(k) >= (double)top_k; });
+    m_thr = (double)top_k - (thr < kmax ? count_ge(thr + 1) : 0.0);
+  }
+  double above = thr < kmax ? mass_ge(thr + 1) : 0.0;
+  double z = above + m_thr * weight(sample_value(thr));
+  if (top_p < 1.f) {
+    // the shortest prefix whose mass reaches top_p * z: its last value t is the largest key
+    // whose mass at or above it reaches the target (above thr that mass is mass_ge)
+    const double target = (double)top_p * z;
+    const uint32_t t = largest(thr, kmax, [&](uint32_t k) { return mass_ge(k) >= target; });
+    if (t != thr) {
+      above = t < kmax ? mass_ge(t + 1) : 0.0;
+      m_thr = count_ge(t) - (t < kmax ? count_ge(t + 1) : 0.0);
+      thr = t;
+    }
+    // how many of the tokens tied at thr the prefix needs
+    const double w = weight(sample_value(thr));
+    const double need = w > 0.0 ? ceil((target - above) / w) : 1.0;
+    m_thr = fmax(1.0, fmin(m_thr, need));
+    z = above + m_thr * w;
+  }
+  // the drawn value: the largest key whose candidate mass at or above it exceeds u * z
+  const double goal = goal_u * z;
+  const uint32_t v = z > goal ? largest(thr, kmax, [&](uint32_t k) { return mass_ge(k) > goal; }) : thr;
+  const double above_v = v < kmax ? mass_ge(v + 1) : 0.0;
+  const double ties_v = v == thr ? m_thr : count_ge(v) - (v < kmax ? count_ge(v + 1) : 0.0);
+  const double wv_ = weight(sample_value(v));
+  // which of the tokens tied at v, in index order: the first whose cumulative weight exceeds the goal
+  const double nth = fmin(ties_v - 1.0, fmax(0.0, wv_ > 0.0 ? floor((goal - above_v) / wv_) : 0.0));
+  // its index: tie counts over contiguous segments, then a walk of the one segment
   const int64_t per = (V + THREADS - 1) / THREADS;
   const int64_t j0 = threadIdx.x * per, j1 = min(V, j0 + per);
   double mine = 0.0;
-  for (int64_t j = j0; j < j1; ++j) mine += (double)__expf(x[j] * inv_t - smax);
+  for (int64_t j = j0; j < j1; ++j) mine += sample_key(x[j]) == v ? 1.0 : 0.0;
   seg[threadIdx.x] = mine;
   __syncthreads();
   if (threadIdx.x == 0) {
-    double run = 0.0;
-    int64_t tok = -1;
-    bool done = false;
-    for (int t = 0; t < THREADS && !done; ++t) {
+    double before = 0.0;
+    int64_t tok = gargmax;
+    for (int t = 0; t < THREADS; ++t) {
+      if (before + seg[t] <= nth) { before += seg[t]; continue; }
       const int64_t a0 = t * per, a1 = min(V, a0 + per);
-      if (a0 >= V) break;
-      const bool last = t + 1 >= THREADS || (t + 1) * per >= V;
-      if (!last && run + seg[t] <= goal) { run += seg[t]; continue; }
-      for (int64_t j = a0; j < a1; ++j) {
-        run += (double)__expf(x[j] * inv_t - smax);
-        tok = j;
-        if (run > goal) { done = true; break; }
-      }
+      for (int64_t j = a0; j < a1; ++j)
+        if (sample_key(x[j]) == v) {
+          if (before == nth) { tok = j; break; }
+          before += 1.0;
+        }
+      break;
     }
-    if (tok < 0) tok = V - 1;
-    out[b] = SampleOut{(int32_t)tok, x[tok] * inv_t - lz, x[tok] - lse};
+    finish(tok, z);
   }
 }
 
