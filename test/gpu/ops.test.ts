@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/engine/native.js';
 import { toFloat32, type NativeTensor } from '../../src/engine/tensor.js';
 import { opTable, randn, randint, rng, type Ctx } from '../native/op-table.js';
+import * as R from '../reference/ops64.js';
 import { agreement, gpuStatus, maxAbs } from './helpers.js';
 
 const gpu = gpuStatus();
@@ -90,6 +91,31 @@ describe(`CUDA vs CPU engine on model shapes${why}`, () => {
       expect(s.cos, `${k} cosine`).toBeGreaterThan(0.999);
       expect(Math.abs(s.ratio - 1), `${k} norm ratio`).toBeLessThan(0.02);
     }
+  });
+
+  it.skipIf(skip)('fused log-prob with logits near 1e4: log-probabilities within 5e-5 of float64 (x - (max + log sum) in f32 loses half an ulp of the max, ~5e-4)', async () => {
+    // H 2: logit[i, j] = 9984 * 1 + s_i * c_j with s_i, c_j multiples of 1/32 (exact in bf16),
+    // so every logit is 9984 + a multiple of 2^-10 below 16: exact in f32 on any GEMM
+    const N = 64, H = 2, V = 512;
+    const r = rng(1604);
+    const hv = new Float64Array(N * H), wv = new Float64Array(V * H);
+    for (let i = 0; i < N; i++) [hv[2 * i], hv[2 * i + 1]] = [1, (16 + Math.floor(r() * 48)) / 32];
+    for (let j = 0; j < V; j++) [wv[2 * j], wv[2 * j + 1]] = [9984, Math.floor(r() * 160) / 32];
+    const targets = randint(r, N, 0, V);
+    const want = R.logprob(hv, wv, targets, N, H, V);
+    // the test can fail: the f32 form x - (max + log sum) is off by more than 1e-4 in some rows
+    let worst = 0;
+    for (let i = 0; i < N; i++) {
+      let m = -Infinity;
+      for (let j = 0; j < V; j++) m = Math.max(m, hv[2 * i]! * wv[2 * j]! + hv[2 * i + 1]! * wv[2 * j + 1]!);
+      const x = hv[2 * i]! * wv[2 * targets[i]!]! + hv[2 * i + 1]! * wv[2 * targets[i]! + 1]!;
+      worst = Math.max(worst, Math.abs(Math.fround(x - Math.fround(m + Math.fround(want.lse[i]! - m))) - want.logprob[i]!));
+    }
+    expect(worst).toBeGreaterThan(1e-4);
+    const out = await native.ops.logprob({ hidden: on('cuda:0', hv, [N, H], 'bf16'), weight: on('cuda:0', wv, [V, H], 'bf16'), targets: ints('cuda:0', targets, [N]) });
+    expect(maxAbs(f32(out.logprob), want.logprob)).toBeLessThan(5e-5);
+    // the log-sum-exp itself is an f32 near 1e4: within its half ulp (2^-11) and a little
+    expect(maxAbs(f32(out.lse), want.lse)).toBeLessThan(6e-4);
   });
 
   it.skipIf(skip)('GEMM at model shapes (bf16 in, f32 out) against the CPU f32 GEMM of the same values: relative error <= 1e-2', async () => {

@@ -27,19 +27,21 @@ __global__ void __launch_bounds__(THREADS) logprob_rows_kernel(const float* logi
   }
   const float gm = block_max(m, red);
   const float gs = block_sum(m == -INFINITY ? 0.f : s * __expf(m - gm), red);
-  const float lse = gm + logf(gs);
+  // log-softmax as (x - max) - log(sum): x - (max + log(sum)) would round max + log(sum)
+  // to the f32 grid at the max (half an ulp: ~5e-4 at logits of 1e4)
+  const float lsum = logf(gs);
   const int32_t t = targets[i];
   const bool bad = t >= V;
   if (threadIdx.x == 0) {
     if (bad) set_error(err, kErrTarget);
-    if (lse_out) lse_out[i] = lse;
-    if (logprob) logprob[i] = (t < 0 || bad) ? 0.f : x[t] - lse;
+    if (lse_out) lse_out[i] = gm + lsum;
+    if (logprob) logprob[i] = (t < 0 || bad) ? 0.f : (x[t] - gm) - lsum;
   }
   if (dlogits) {
     const float g = (t < 0 || bad) ? 0.f : dlogp[i];
     bf16* dl = dlogits + i * V;
     for (int64_t j = threadIdx.x; j < V; j += THREADS) {
-      const float p = __expf(x[j] - lse);
+      const float p = __expf((x[j] - gm) - lsum);
       dl[j] = f2b(g * ((j == t ? 1.f : 0.f) - p));
     }
   }
