@@ -397,7 +397,6 @@ class CudaBackend final : public Backend {
       case 2: why = "logprob: a target is >= the vocabulary size"; break;
       case 3: why = "kv cache: a position falls outside the block table, or a block id is negative"; break;
       case 4: why = "attention: cu_seqlens must rise from 0 to T"; break;
-      case 5: why = "rope: a position is negative"; break;
       case 6: why = "preference_loss: sequence lengths must be > 0"; break;
     }
     throw_range(std::string("cuda: ") + why + " (detected on the device, reported at " + what + ")");

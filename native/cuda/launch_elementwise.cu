@@ -84,7 +84,7 @@ void rope(Ctx& c, const RopeParams& p) {
   const int64_t total = p.T * p.H * (p.D / 2);
   if (total == 0) return;
   ITOOL_LAUNCH(rope_kernel, grid_for(total, kThreads), kThreads, 0, c.stream)(static_cast<bf16*>(p.x), p.pos, p.inv_freq, p.T,
-                                                                     p.H, p.D, p.inverse, c.err);
+                                                                     p.H, p.D, p.inverse);
   check_launch("rope");
 }
 

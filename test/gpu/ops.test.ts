@@ -118,6 +118,27 @@ describe(`CUDA vs CPU engine on model shapes${why}`, () => {
     expect(maxAbs(f32(out.lse), want.lse)).toBeLessThan(6e-4);
   });
 
+  it.skipIf(skip)('RoPE rotates negative positions as the CPU engine does (a rotation by -p; the model binding keeps its own positions >= 0)', async () => {
+    const T = 6, H = 3, D = 64;
+    const r = rng(1605);
+    const xv = bf16Round(randn(r, T * H * D));
+    const pos = [-7, -1, 0, 5, -4096, 300];
+    const inv = Float32Array.from({ length: D / 2 }, (_, i) => Math.fround(1 / 10000 ** ((2 * i) / D)));
+    const run = async (dev: string, dt: 'f32' | 'bf16', inverse: boolean) => {
+      const x = on(dev, xv, [T, H, D], dt);
+      await native.ops.rope({ x, pos: ints(dev, pos, [T]), invFreq: on(dev, inv, [D / 2], 'f32'), inverse });
+      return f32(x);
+    };
+    for (const inverse of [false, true]) {
+      const g = await run('cuda:0', 'bf16', inverse);
+      const c = await run('cpu', 'f32', inverse);
+      // bf16 output: within half an ulp (2^-9 relative) of the CPU's f32, and a little
+      for (let i = 0; i < g.length; i++) expect(Math.abs(g[i]! - c[i]!), `inverse ${inverse}, element ${i}`).toBeLessThanOrEqual(2 ** -8 * Math.abs(c[i]!) + 1e-3);
+      // the negative positions did rotate
+      expect(maxAbs(g.subarray(0, H * D), xv.subarray(0, H * D))).toBeGreaterThan(0.1);
+    }
+  });
+
   it.skipIf(skip)('GEMM at model shapes (bf16 in, f32 out) against the CPU f32 GEMM of the same values: relative error <= 1e-2', async () => {
     for (const [M, N, K, ta, tb] of [
       [2048, 896, 896, false, true],

@@ -22,7 +22,7 @@ enum : int {
   kErrTarget = 2,       // logprob: target >= V
   kErrKvSlot = 3,       // kv_write / decode: position outside the block table, or a bad block id
   kErrSeqlens = 4,      // attention: cu_seqlens not non-decreasing within [0, T]
-  kErrPosition = 5,     // rope: negative position
+  // 5: unused (rope rotates negative positions, as the CPU engine)
   kErrLength = 6,       // preference_loss: a sequence length <= 0
 };
 

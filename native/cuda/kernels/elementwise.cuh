@@ -103,18 +103,16 @@ __global__ void colsum_finish_kernel(int64_t d, int64_t splits, const float* par
   out[j] += acc;
 }
 
-// HF half-split RoPE, in place on x [T, H, D].
+// HF half-split RoPE, in place on x [T, H, D]. Every position is rotated, negative ones
+// too (a rotation by -p, as the CPU engine and HF's cos/sin of position * inv_freq); the
+// model binding keeps the model's own positions in [0, 2^24].
 __global__ void rope_kernel(bf16* x, const int32_t* pos, const float* inv_freq, int64_t T, int64_t H, int64_t D,
-                            bool inverse, int* err) {
+                            bool inverse) {
   const int64_t half = D / 2;
   const int64_t total = T * H * half;
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = e % half, th = e / half, t = th / H;
     const int32_t p = pos[t];
-    if (p < 0) {
-      if (i == 0) set_error(err, kErrPosition);
-      continue;
-    }
     const float ang = (float)p * inv_freq[i];
     float s, c;
     sincosf(ang, &s, &c);
