@@ -41,6 +41,11 @@ export interface DemoSize {
   tokenizerCorpus?: 'structure' | 'full';
   trainSamples: number;
   testSamples: number;
+  /**
+   * The copy stage before the warm-up SFT: the model learns to repeat the user's turns of the
+   * training samples (the domain's text, no labels), `epochs` passes; absent: none
+   */
+  copyStage?: { epochs: number; lr: number; batchTokens: number };
   vocabSize: number;
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number };
   pipeline: unknown;
@@ -52,6 +57,7 @@ export function demoSize(quick: boolean): DemoSize {
     return {
       trainSamples: 600,
       testSamples: 48,
+      copyStage: { epochs: 1, lr: 5e-3, batchTokens: 2048 },
       vocabSize: 1024,
       model: { hiddenSize: 64, intermediateSize: 176, numLayers: 2, numHeads: 4, numKvHeads: 2 },
       pipeline: {
@@ -71,17 +77,21 @@ export function demoSize(quick: boolean): DemoSize {
     trainSamples: 8000,
     testSamples: 240,
     vocabSize: 2048,
+    // 5 passes of repeating the user turns: the copy loss goes 3.9 -> 0.14 and the warm-up
+    // model then copies 63-82% of its argument values instead of 20-35% (seed 1)
+    copyStage: { epochs: 5, lr: 5e-3, batchTokens: 2048 },
     model: { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 2 },
     pipeline: {
       iterations: 2,
       selectRatio: 0.3,
-      maxSelected: 240,
+      maxSelected: 480,
       sft: { lr: 5e-3, epochs: 3, batchTokens: 2048, warmupRatio: 0.05, saveEvery: 0, maxLength: 512 },
       // lr 5e-5 (2e-4 moved the decision between a call and no call on a knife's edge);
       // pairs only where the chosen step is on the right track (value >= 0.2) and clearly
       // better (gap >= 0.3), and the call vs. no-call pairs balanced (see balanceDecisionPairs)
       preference: { loss: 'simpo', lr: 5e-5, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 16, saveEvery: 0 },
-      search: { numActions: 3, temperature: 1.0, maxTokens: 50, maxDepth: 3, simulations: 5, rolloutMaxTokens: 96, acceptValue: 0.2, valueThreshold: 0.3 },
+      // 4 actions, 6 simulations, depth 4: the trees reach the later arguments of parallel calls
+      search: { numActions: 4, temperature: 1.0, maxTokens: 50, maxDepth: 4, simulations: 6, rolloutMaxTokens: 96, acceptValue: 0.2, valueThreshold: 0.3 },
       balanceDecisionPairs: true,
       eval: { maxTokens: 96, batchSize: 80 },
       baseline: true,
@@ -193,6 +203,21 @@ export function tokenizerCorpus(samples: readonly Sample[], template = DEMO_TEMP
   return samples.map((s) => tpl.render(s.messages, { tools: s.tools }));
 }
 
+/**
+ * The copy stage's samples: each user turn of the training samples, answered by itself. Only
+ * the domain's text is used (no call, no label), so the stage is unlabelled language modelling
+ * on text that repeats: what a small model needs to learn copying (induction) before the
+ * warm-up SFT asks it to copy argument values it has never seen into calls.
+ */
+export function copySamples(train: readonly Sample[]): Sample[] {
+  const out: Sample[] = [];
+  for (const s of train)
+    for (const m of s.messages)
+      if (m.role === 'user' && typeof m.content === 'string' && m.content)
+        out.push({ id: `copy-${out.length}`, category: 'simple', tools: [], messages: [{ role: 'user', content: m.content }, { role: 'assistant', content: m.content }], groundTruth: [] } as Sample);
+  return out;
+}
+
 export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results: DemoResults; table: string; pipeline: PipelineResult }> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -254,7 +279,32 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   // 4. the iTool pipeline with the equal-compute SFT baseline
   const config: PipelineConfig = mergeConfig(mergeConfig(DEFAULT_PIPELINE, size.pipeline), { seed: o.seed, baseline: true });
   const env = realEnv({ tokenizer: tok, tokenizerDir: tokDir, loadModel: deps.loadModel, progress: o.progress, log });
-  const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: initDir, train, test });
+
+  // 3b. the copy stage (a model trained from scratch learns to copy here, in a task where
+  // copying is the whole answer, before it must copy values into calls)
+  let startDir = initDir;
+  let copySeconds: number | null = null;
+  if (size.copyStage) {
+    startDir = join(o.out, 'copy-model');
+    const stamp = join(startDir, 'copy-stage.json');
+    if (!existsSync(stamp)) {
+      const t1 = performance.now();
+      const model = await deps.loadModel(initDir);
+      try {
+        const copy = copySamples(train);
+        log(`copy stage: ${copy.length} user turns repeated, ${size.copyStage.epochs} epochs`);
+        const r = await env.trainer.sft(model, copy, { ...size.copyStage, curriculum: false, warmupRatio: 0.05, saveEvery: 0, maxLength: 512, outDir: join(o.out, 'copy-stage'), resume: true, phase: 'copy', seed: o.seed });
+        await env.saveModel(model, startDir);
+        const last = r.points.slice(-20);
+        copySeconds = (performance.now() - t1) / 1000;
+        writeAtomic(stamp, JSON.stringify({ steps: r.steps, tokens: r.tokens, finalLoss: last.reduce((a, p) => a + p.loss, 0) / Math.max(1, last.length), seconds: copySeconds }, null, 1) + '\n');
+        log(`copy stage: ${r.steps} steps, ${r.tokens} tokens, ${copySeconds.toFixed(1)} s`);
+      } finally {
+        model.dispose();
+      }
+    } else copySeconds = (JSON.parse(readFileSync(stamp, 'utf8')) as { seconds: number }).seconds;
+  }
+  const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: startDir, train, test });
 
   // 5. headroom measures: pass@k at the search temperature, copy rate, pairs by kind
   const runDir = join(o.out, 'run');
@@ -281,7 +331,7 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
     seed: o.seed,
     quick: o.quick,
     seconds,
-    phases: { ...phaseSeconds(runDir), measures: Math.round(measureSeconds * 10) / 10 },
+    phases: { ...(copySeconds !== null ? { 'copy-stage': Math.round(copySeconds * 10) / 10 } : {}), ...phaseSeconds(runDir), measures: Math.round(measureSeconds * 10) / 10 },
     passK: { k, temperature },
     warmup: { categories: res.warmup!.categories, ...extra(measured[0]) },
     itool: { categories: res.itool.categories, iterations: res.itool.iterations.map((it, i) => ({ ...it, pairCounts: pairCounts[i].counts, ...extra(measured[i + 1]) })) },
