@@ -476,6 +476,13 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
   return o;
 }
 
+static void check_size(const ModelConfig& c, const char* fn) {
+  double params = double(c.vocab) * double(c.hidden) * (c.tie ? 1 : 2) +
+                  double(c.layers) * (double(c.hidden) * double(c.heads + 2 * c.kv_heads) * double(c.head_dim) +
+                                      double(c.heads * c.head_dim) * double(c.hidden) + 3.0 * double(c.hidden) * double(c.inter));
+  if (params > 4e10) throw_range(std::string(fn) + ": the configuration holds " + std::to_string(params) + " parameters, too many");
+}
+
 // modelCreate({config, device?, seed?, initStd?}) -> model object (random weights)
 Napi::Value ModelCreate(const Napi::CallbackInfo& info) {
   const char* fn = "modelCreate";
@@ -484,13 +491,33 @@ Napi::Value ModelCreate(const Napi::CallbackInfo& info) {
   Device dev = has(a, "device") && !a.Get("device").IsUndefined() ? device_value(a.Get("device"), fn, "device") : Device{};
   uint64_t seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
   float std = float(get_number(a, "initStd", fn, 0, 10, 0.02));
-  double params = double(c.vocab) * double(c.hidden) * (c.tie ? 1 : 2) +
-                  double(c.layers) * (double(c.hidden) * double(c.heads + 2 * c.kv_heads) * double(c.head_dim) +
-                                      double(c.heads * c.head_dim) * double(c.hidden) + 3.0 * double(c.hidden) * double(c.inter));
-  if (params > 4e10) throw_range(std::string(fn) + ": the configuration holds " + std::to_string(params) + " parameters, too many");
+  check_size(c, fn);
   auto m = std::make_shared<Model>(c, dev);
   m->init_random(seed, std);
   return make_model_object(info.Env(), m);
+}
+
+// modelLoad({config, device?, dir}) -> Promise<model object> with the checkpoint's weights. The
+// files are checked against the configuration (headers, extents, names, shapes) before the
+// weights' memory is allocated, and the weights are never initialised before they are read.
+Napi::Value ModelLoad(const Napi::CallbackInfo& info) {
+  const char* fn = "modelLoad";
+  Napi::Object a = object_arg(info, 0, fn);
+  ModelConfig c = config_value(a.Get("config"), fn);
+  Device dev = has(a, "device") && !a.Get("device").IsUndefined() ? device_value(a.Get("device"), fn, "device") : Device{};
+  std::string dir = path_value(has(a, "dir") ? a.Get("dir") : info.Env().Undefined(), fn, "dir");
+  check_size(c, fn);
+  auto slot = std::make_shared<std::shared_ptr<Model>>();
+  return run_async(
+      info.Env(), fn,
+      [c, dev, dir, slot]() {
+        auto files = checkpoint_shards(dir);
+        Model::check_checkpoint(c, files);
+        auto m = std::make_shared<Model>(c, dev, /*zero_weights=*/false);
+        m->load_checkpoint(files);
+        *slot = std::move(m);
+      },
+      [slot](Napi::Env env) -> Napi::Value { return make_model_object(env, *slot); });
 }
 
 // ---- safetensors
@@ -581,6 +608,7 @@ Napi::Value CheckpointShards(const Napi::CallbackInfo& info) {
 
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("modelCreate", js_fn(env, "modelCreate", ModelCreate));
+  exports.Set("modelLoad", js_fn(env, "modelLoad", ModelLoad));
   exports.Set("safetensorsRead", js_fn(env, "safetensorsRead", SafetensorsRead));
   exports.Set("safetensorsWrite", js_fn(env, "safetensorsWrite", SafetensorsWrite));
   exports.Set("writeFileAtomic", js_fn(env, "writeFileAtomic", WriteFileAtomic));

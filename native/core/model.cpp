@@ -82,12 +82,12 @@ void proj_dims(const ModelConfig& c, int p, int64_t& in, int64_t& out) {
 using namespace model_detail;
 
 // ------------------------------------------------------------------ setup
-Model::Model(const ModelConfig& cfg, Device dev) : cfg_(cfg) {
+Model::Model(const ModelConfig& cfg, Device dev, bool zero_weights) : cfg_(cfg) {
   cfg_.validate();
   be_ = backend_for(dev);
   act_ = be_->act_dtype();
   asz_ = dtype_size(act_);
-  build_layout();
+  build_layout(zero_weights);
   // inv_freq with the llama3 rule when configured
   int64_t half = cfg_.head_dim / 2;
   std::vector<float> inv(static_cast<size_t>(half));
@@ -125,15 +125,13 @@ DevBuf Model::to_dev_i32(const std::vector<int32_t>& v) const {
   return b;
 }
 
-void Model::build_layout() {
-  const auto& c = cfg_;
+void Model::base_specs(const ModelConfig& c, std::vector<LayerP>& lp, int& embed, int& final_norm, int& lm_head, std::vector<Spec>& specs) {
   int64_t H = c.hidden, Dq = c.heads * c.head_dim, Dkv = c.kv_heads * c.head_dim, I = c.inter;
-  lp_.assign(size_t(c.layers), LayerP{});
-  std::vector<Spec> specs;
-  specs.push_back({"model.embed_tokens.weight", {c.vocab, H}, true, &embed_});
+  lp.assign(size_t(c.layers), LayerP{});
+  specs.push_back({"model.embed_tokens.weight", {c.vocab, H}, true, &embed});
   for (int64_t l = 0; l < c.layers; ++l) {
     std::string pre = "model.layers." + std::to_string(l) + ".";
-    LayerP& L = lp_[size_t(l)];
+    LayerP& L = lp[size_t(l)];
     specs.push_back({pre + "input_layernorm.weight", {H}, false, &L.in_norm});
     specs.push_back({pre + "self_attn.q_proj.weight", {Dq, H}, true, &L.w[P_Q]});
     specs.push_back({pre + "self_attn.k_proj.weight", {Dkv, H}, true, &L.w[P_K]});
@@ -153,20 +151,27 @@ void Model::build_layout() {
     specs.push_back({pre + "mlp.up_proj.weight", {I, H}, true, &L.w[P_UP]});
     specs.push_back({pre + "mlp.down_proj.weight", {H, I}, true, &L.w[P_DOWN]});
   }
-  specs.push_back({"model.norm.weight", {H}, false, &final_norm_});
-  if (!c.tie) specs.push_back({"lm_head.weight", {c.vocab, H}, true, &lm_head_});
-  layout_group(base_, specs);
-  finalize_group(base_);
+  specs.push_back({"model.norm.weight", {H}, false, &final_norm});
+  if (!c.tie) specs.push_back({"lm_head.weight", {c.vocab, H}, true, &lm_head});
 }
 
-void Model::finalize_group(ParamGroup& g) {
+void Model::build_layout(bool zero_weights) {
+  std::vector<Spec> specs;
+  base_specs(cfg_, lp_, embed_, final_norm_, lm_head_, specs);
+  layout_group(base_, specs);
+  finalize_group(base_, zero_weights);
+}
+
+// zero: the values start at 0 (else they are left unwritten, for a checkpoint to fill: no page
+// of the weights is touched before the load writes it)
+void Model::finalize_group(ParamGroup& g, bool zero) {
   g.master = alloc_f32(std::max<int64_t>(g.numel, 1));
-  be_->memset_zero(g.master.p(), size_t(g.numel) * 4);
+  if (zero) be_->memset_zero(g.master.p(), size_t(g.numel) * 4);
   g.compute = DevBuf{};
   if (act_ != DType::F32) g.compute = alloc_act(std::max<int64_t>(g.numel, 1));
   g.grad = g.m = g.v = DevBuf{};
   g.step = 0;
-  sync_compute(g);
+  if (zero) sync_compute(g);
 }
 
 void Model::sync_compute(ParamGroup& g) {

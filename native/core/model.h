@@ -81,9 +81,15 @@ struct CacheState {
   bool hidden_valid = false;
 };
 
+namespace model_detail {
+struct Spec;
+}
+
 class Model {
  public:
-  Model(const ModelConfig& cfg, Device dev);
+  // zero_weights = false leaves the weights unwritten (load_checkpoint fills them; nothing else
+  // may use the model before it has)
+  Model(const ModelConfig& cfg, Device dev, bool zero_weights = true);
   ~Model();
   const ModelConfig& config() const { return cfg_; }
   Backend* backend() const { return be_; }
@@ -91,7 +97,13 @@ class Model {
 
   // ---- parameters
   void init_random(uint64_t seed, float std);
-  void load_checkpoint(const std::vector<std::string>& files);  // HF names, shapes checked
+  // HF names and shapes, every one checked before any weight is written; reads straight into
+  // the weights on the CPU (one tensor at a time through the host otherwise)
+  void load_checkpoint(const std::vector<std::string>& files);
+  // Opens a checkpoint's files and checks them against a configuration without a model: every
+  // file's header and extent (a truncated file is refused), every tensor the configuration needs
+  // present with its shape. Throws Error naming the file, the tensor and the problem.
+  static void check_checkpoint(const ModelConfig& cfg, const std::vector<std::string>& files);
   void save_checkpoint(const std::string& path, DType dtype) const;
   int64_t num_parameters() const;        // base weights (LoRA adapters not counted)
   int64_t trainable_parameters() const;  // adapter weights with LoRA, else the base weights
@@ -170,10 +182,12 @@ class Model {
   DevBuf alloc_act(int64_t n) const { return alloc(size_t(n) * asz_); }
   DevBuf alloc_f32(int64_t n) const { return alloc(size_t(n) * 4); }
   DevBuf to_dev_i32(const std::vector<int32_t>& v) const;
-  void build_layout();
+  static void base_specs(const ModelConfig& c, std::vector<LayerP>& lp, int& embed, int& final_norm, int& lm_head,
+                         std::vector<model_detail::Spec>& specs);
+  void build_layout(bool zero_weights);
   int add_param(ParamGroup& g, std::vector<std::pair<std::string, std::vector<int64_t>>>& later, const std::string& name,
                 std::vector<int64_t> shape, bool decay);
-  void finalize_group(ParamGroup& g);
+  void finalize_group(ParamGroup& g, bool zero = true);
   void sync_compute(ParamGroup& g);
   void ensure_grads(ParamGroup& g);
   const void* W(int i) const;          // base compute pointer

@@ -17,27 +17,73 @@ void Model::init_random(uint64_t seed, float std) {
   sync_compute(base_);
 }
 
-void Model::load_checkpoint(const std::vector<std::string>& files) {
-  if (files.empty()) throw_error("load: no safetensors files given");
-  std::vector<std::unique_ptr<SafetensorsFile>> fs;
+namespace {
+// A checkpoint's files opened (each SafetensorsFile checks its header and that every tensor lies
+// inside the file: a truncated file is refused here) with an index of where each tensor is.
+struct OpenCheckpoint {
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
   std::map<std::string, std::pair<const SafetensorsFile*, const SafetensorsEntry*>> where;
-  for (auto& f : files) {
-    fs.push_back(std::make_unique<SafetensorsFile>(f));
-    for (auto& e : fs.back()->entries()) where[e.name] = {fs.back().get(), &e};
+  std::string what;  // the first file, and "and other shards"
+
+  explicit OpenCheckpoint(const std::vector<std::string>& paths) {
+    if (paths.empty()) throw_error("load: no safetensors files given");
+    for (auto& f : paths) {
+      files.push_back(std::make_unique<SafetensorsFile>(f));
+      for (auto& e : files.back()->entries()) where[e.name] = {files.back().get(), &e};
+    }
+    what = paths[0] + (paths.size() > 1 ? " and other shards" : "");
   }
-  std::vector<float> h(size_t(base_.numel), 0.f);
-  for (auto& p : base_.params) {
-    auto it = where.find(p.name);
-    if (it == where.end())
-      throw_error("load: tensor '" + p.name + "' (needed by config.json) is missing from the checkpoint (" + files[0] +
-                  (files.size() > 1 ? " and other shards" : "") + ")");
+  void present(const std::string& name) const {
+    if (!where.count(name)) throw_error("load: tensor '" + name + "' (needed by config.json) is missing from the checkpoint (" + what + ")");
+  }
+  // the tensor named, with the shape the configuration implies
+  std::pair<const SafetensorsFile*, const SafetensorsEntry*> need(const std::string& name, const std::vector<int64_t>& shape) const {
+    auto it = where.find(name);
+    if (it == where.end()) throw_error("load: tensor '" + name + "' (needed by config.json) is missing from the checkpoint (" + what + ")");
     const SafetensorsEntry* e = it->second.second;
-    if (e->shape != p.shape)
-      throw_error("load: " + it->second.first->path() + ": tensor '" + p.name + "' has shape " + shape_str(e->shape) +
-                  " but config.json implies " + shape_str(p.shape));
-    it->second.first->read_f32(*e, h.data() + p.offset);
+    if (e->shape != shape)
+      throw_error("load: " + it->second.first->path() + ": tensor '" + name + "' has shape " + shape_str(e->shape) +
+                  " but config.json implies " + shape_str(shape));
+    return it->second;
   }
-  be_->copy_from_host(base_.master.p(), h.data(), h.size() * 4);
+};
+}  // namespace
+
+void Model::check_checkpoint(const ModelConfig& cfg, const std::vector<std::string>& files) {
+  cfg.validate();
+  std::vector<LayerP> lp;
+  int embed = -1, final_norm = -1, lm_head = -1;
+  std::vector<Spec> specs;
+  base_specs(cfg, lp, embed, final_norm, lm_head, specs);
+  OpenCheckpoint ck(files);
+  for (auto& s : specs) ck.present(s.name);
+  for (auto& s : specs) ck.need(s.name, s.shape);
+}
+
+void Model::load_checkpoint(const std::vector<std::string>& files) {
+  OpenCheckpoint ck(files);
+  // every tensor checked before any weight is written
+  std::vector<std::pair<const SafetensorsFile*, const SafetensorsEntry*>> src;
+  for (auto& p : base_.params) ck.present(p.name);
+  for (auto& p : base_.params) src.push_back(ck.need(p.name, p.shape));
+  // the weights in layout order; the padding after each tensor (to 64-byte starts) is zeroed
+  const bool host = be_->device().kind == DeviceKind::CPU;
+  std::vector<float> stage;
+  for (size_t i = 0; i < base_.params.size(); ++i) {
+    const ParamInfo& p = base_.params[i];
+    int64_t end = i + 1 < base_.params.size() ? base_.params[i + 1].offset : base_.numel;
+    if (host) {
+      float* dst = base_.master.f() + p.offset;
+      src[i].first->read_f32(*src[i].second, dst);
+      std::memset(dst + p.numel, 0, size_t(end - p.offset - p.numel) * 4);
+      src[i].first->release(*src[i].second);
+    } else {
+      stage.assign(size_t(end - p.offset), 0.f);
+      src[i].first->read_f32(*src[i].second, stage.data());
+      be_->copy_from_host(base_.master.f() + p.offset, stage.data(), stage.size() * 4);
+      src[i].first->release(*src[i].second);
+    }
+  }
   sync_compute(base_);
 }
 

@@ -315,6 +315,14 @@ SafetensorsFile::~SafetensorsFile() {
   if (base_) ::munmap(const_cast<uint8_t*>(base_), size_);
 }
 
+void SafetensorsFile::release(const SafetensorsEntry& e) const {
+  // whole pages inside the tensor only: a neighbour's bytes stay mapped
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  uintptr_t b = (uintptr_t(base_) + e.begin + page - 1) / page * page;
+  uintptr_t en = (uintptr_t(base_) + e.end) / page * page;
+  if (en > b) ::madvise(reinterpret_cast<void*>(b), en - b, MADV_DONTNEED);
+}
+
 const SafetensorsEntry* SafetensorsFile::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &entries_[it->second];

@@ -42,6 +42,9 @@ class SafetensorsFile {
   const uint8_t* data(const SafetensorsEntry& e) const { return base_ + e.begin; }
   // Converts the tensor's elements to f32 into out[numel].
   void read_f32(const SafetensorsEntry& e, float* out) const;
+  // Gives back the mapped pages of a tensor already read (they leave the process's resident
+  // set; reading it again maps them in again).
+  void release(const SafetensorsEntry& e) const;
 
  private:
   std::string path_;

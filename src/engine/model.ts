@@ -417,10 +417,11 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const d = absDir(dir);
   const config = await readModelConfig(d);
   const device = resolveDevice(opts.device ?? 'auto');
-  const h = loadNative().modelCreate({ config, device, seed: 0, initStd: 0 }) as NativeAddon;
+  // the files are checked (a truncated or mismatched one refused) before the weights' memory is
+  // allocated, and the weights are read straight in, never initialised first
+  const h = (await loadNative().modelLoad({ config, device, dir: d })) as NativeAddon;
   const m = new NativeModelImpl(h, config, device, d);
   try {
-    await h.loadCheckpoint(d);
     if (typeof opts.lora === 'string') await m.loadAdapter(opts.lora);
     else if (opts.lora) m.addLora(opts.lora);
     if (opts.recompute) m.setRecompute(true);
