@@ -1,5 +1,9 @@
 // Small shared pieces for the command files.
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { loadWithAdapter, modelFilesDir } from '../engine/adapter.js';
+import type { DeviceRequest } from '../engine/engine.js';
+import type { NativeModel } from '../engine/model.js';
 
 /** Exit code 2: a command whose issue has not landed yet. */
 export function notYet(program: Command, name: string, summary: string, issue: number): void {
@@ -46,6 +50,8 @@ export function trainingOptions(cmd: Command): Command {
     .option('--lora-rank <n>', 'train a LoRA adapter of this rank instead of all weights', parseIntOption('--lora-rank'))
     .option('--lora-alpha <x>', 'LoRA alpha (default 2 x rank)', parseFloatOption('--lora-alpha'))
     .option('--lora-targets <list>', 'LoRA target modules, comma-separated (default q_proj,k_proj,v_proj,o_proj)')
+    .option('--adapter <dir>', 'a LoRA adapter directory to put on --model and train on (saved as OUT/adapter)')
+    .option('--dtype <dtype>', "dtype of the saved model: 'f32' (default) or 'bf16' (half the disk)")
     .option('--device <d>', 'cpu | cuda | cuda:N (default cpu)')
     .option('--progress', 'always show the progress bar (default: only when stderr is a terminal)')
     .option('--no-progress', 'never show the progress bar');
@@ -59,4 +65,20 @@ export function cliFlags(opts: Record<string, unknown>, cmd: Command): Record<st
   const flags: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) if (cmd.getOptionValueSource(k) === 'cli') flags[k] = v;
   return flags;
+}
+
+/** --adapter DIR: a LoRA adapter put on --model (which may itself be an adapter directory). */
+export function adapterOption(cmd: Command): Command {
+  return cmd.option('--adapter <dir>', 'a LoRA adapter directory (PEFT) to put on --model; --model may also be an adapter directory itself');
+}
+
+/**
+ * The model of a command: --model (a model or an adapter directory) with --adapter on it; the
+ * tokenizer and config files come from the base model directory.
+ */
+export async function openModel(o: { model: string; adapter?: string; device?: string }): Promise<{ model: NativeModel; filesDir: string }> {
+  if (!existsSync(o.model)) throw new Error(`--model ${o.model}: no such directory`);
+  const filesDir = modelFilesDir(o.model);
+  const { model } = await loadWithAdapter(o.model, { device: (o.device ?? 'auto') as DeviceRequest, ...(o.adapter !== undefined ? { adapter: o.adapter } : {}) });
+  return { model, filesDir };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { LoraOptions, Model } from '../engine/model-types.js';
 import { loadSamples } from '../data/formats.js';
 import type { DeviceRequest } from '../engine/engine.js';
-import { loadModel } from '../engine/model.js';
+import { isAdapterDir, loadWithAdapter, modelFilesDir, saveAdapterWithChain, type AdapterChain } from '../engine/adapter.js';
 import { loadTokenizer } from '../text/index.js';
 import { writeFileAtomic } from './fsutil.js';
 import type { TrainResult } from './loop.js';
@@ -24,6 +24,10 @@ export interface CommonCliOptions {
   loraRank?: number;
   loraAlpha?: number;
   loraTargets?: string;
+  /** a LoRA adapter to put on --model and train on */
+  adapter?: string;
+  /** dtype of the saved model (not adapters): f32 or bf16 */
+  dtype?: string;
 }
 
 /** Reads a JSON config file: an object whose keys are trainer options (camelCase). */
@@ -70,19 +74,34 @@ export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets
   return { rank, alpha: o.loraAlpha ?? c.alpha ?? 2 * rank, targetModules: targets as LoraOptions['targetModules'] };
 }
 
-async function openModel(dir: string, device: string | undefined, lora: LoraOptions | null): Promise<Model> {
-  if (!existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
-  return loadModel(dir, { device: (device ?? 'cpu') as DeviceRequest, ...(lora ? { lora } : {}) });
+/**
+ * --model (a model or an adapter directory) with --adapter on it, or a fresh adapter of `lora`;
+ * training an adapter given trains it on.
+ */
+async function openModel(flags: CommonCliOptions, device: string | undefined, lora: LoraOptions | null): Promise<{ model: Model; chain: AdapterChain | null }> {
+  const dir = flags.model;
+  if (!isAdapterDir(dir) && !existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
+  const given = flags.adapter !== undefined || isAdapterDir(dir);
+  if (given && lora) throw new Error('--lora-rank (or "lora" in --config) with an adapter given: the adapter is trained on with its own rank, alpha and targets');
+  const { model, chain, adapter } = await loadWithAdapter(dir, { device: (device ?? 'cpu') as DeviceRequest, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
+  if (lora) model.addLora(lora);
+  return { model, chain: adapter || lora ? chain : null };
 }
 
-async function finish(model: Model, modelDir: string, out: string, res: TrainResult, what: string): Promise<string> {
+function dtypeOf(flags: CommonCliOptions): 'f32' | 'bf16' {
+  const d = flags.dtype ?? 'f32';
+  if (d !== 'f32' && d !== 'bf16') throw new Error(`--dtype must be 'f32' or 'bf16', got '${d}'`);
+  return d;
+}
+
+async function finish(model: Model, chain: AdapterChain | null, modelDir: string, out: string, res: TrainResult, what: string, dtype: 'f32' | 'bf16'): Promise<string> {
   let saved: string;
   if (model.lora) {
     saved = join(out, 'adapter');
-    await model.saveAdapter(saved);
+    await saveAdapterWithChain(model, saved, chain ?? { base: modelFilesDir(modelDir), merged: [] });
   } else {
     saved = join(out, 'model');
-    await model.save(saved, { copyFrom: modelDir });
+    await model.save(saved, { copyFrom: modelFilesDir(modelDir), dtype });
   }
   const losses = res.losses.filter((x) => Number.isFinite(x));
   const summary = {
@@ -113,14 +132,15 @@ export async function runSftCli(flags: SftCliOptions): Promise<string> {
   const files = (merged.data ?? []) as string[];
   if (files.length === 0) throw new Error('give the training data with --data FILE... (or "data" in --config)');
   const samples = files.flatMap((f) => loadSamples(f));
-  const tok = loadTokenizer(flags.model);
+  const tok = loadTokenizer(modelFilesDir(flags.model));
   const lora = loraFrom(flags, merged.lora);
-  const model = await openModel(flags.model, (merged.device as string | undefined) ?? flags.device, lora);
+  const dtype = dtypeOf(flags);
+  const { model, chain } = await openModel(flags, (merged.device as string | undefined) ?? flags.device, lora);
   try {
     const { data: _d, lora: _l, device: _dev, ...opts } = merged;
     const renderer: SftRenderer = (s) => tok.render(s);
     const res = await trainSft(model, samples, renderer, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
-    return await finish(model, flags.model, flags.out, res, 'sft');
+    return await finish(model, chain, flags.model, flags.out, res, 'sft', dtype);
   } finally {
     model.dispose();
   }
@@ -140,17 +160,18 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
   if (!file) throw new Error('give the pairs with --pairs FILE (or "pairs" in --config)');
   let tok: PairTokenizer | null = null;
   try {
-    if (existsSync(join(flags.model, 'tokenizer.json'))) tok = loadTokenizer(flags.model);
+    if (existsSync(join(modelFilesDir(flags.model), 'tokenizer.json'))) tok = loadTokenizer(modelFilesDir(flags.model));
   } catch (e) {
     throw new Error(`--model: tokenizer of ${flags.model}: ${(e as Error).message}`);
   }
   const pairs = loadPairs(file, tok);
   const lora = loraFrom(flags, merged.lora);
-  const model = await openModel(flags.model, (merged.device as string | undefined) ?? flags.device, lora);
+  const dtype = dtypeOf(flags);
+  const { model, chain } = await openModel(flags, (merged.device as string | undefined) ?? flags.device, lora);
   try {
     const { pairs: _p, lora: _l, device: _dev, ...opts } = merged;
     const res = await trainPreference(model, pairs, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
-    return await finish(model, flags.model, flags.out, res, `prefer (${res.phase})`);
+    return await finish(model, chain, flags.model, flags.out, res, `prefer (${res.phase})`, dtype);
   } finally {
     model.dispose();
   }

@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { ToolSchema } from '../../data/sample.js';
-import type { DeviceRequest } from '../../engine/engine.js';
-import { loadModel } from '../../engine/model.js';
-import { fail, parseFloatOption, parseIntOption } from '../util.js';
+import { modelFilesDir } from '../../engine/adapter.js';
+import { adapterOption, fail, openModel, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface GenerateCliOptions {
   model: string;
@@ -17,6 +16,7 @@ export interface GenerateCliOptions {
   topK?: number;
   seed?: number;
   device?: string;
+  adapter?: string;
 }
 
 export interface GenerateCliResult {
@@ -48,7 +48,7 @@ function readTools(file: string): ToolSchema[] {
 
 export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCliResult> {
   const { loadTokenizer } = await import('../../text/index.js');
-  const tok = loadTokenizer(opts.model);
+  const tok = loadTokenizer(modelFilesDir(opts.model));
   let ids: number[];
   if (opts.chat || opts.tools) {
     const tools = opts.tools ? readTools(opts.tools) : undefined;
@@ -58,7 +58,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCli
     ids = tok.encode(opts.prompt, { addSpecialTokens: true });
   }
   if (ids.length === 0) throw new Error('the prompt encodes to no tokens');
-  const model = await loadModel(opts.model, { device: (opts.device ?? 'auto') as DeviceRequest });
+  const { model } = await openModel(opts);
   try {
     const stops = new Set<number>([...tok.turnEndIds, ...model.config.eosTokenId]);
     const t0 = performance.now();
@@ -91,7 +91,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCli
 }
 
 export function register(program: Command): void {
-  program
+  adapterOption(program
     .command('generate')
     .description('generate a completion from a model (prints tokens/s)')
     .requiredOption('--model <dir>', 'Hugging Face model directory (with tokenizer files)')
@@ -103,7 +103,7 @@ export function register(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling', parseFloatOption('--top-p'), 1)
     .option('--top-k <k>', 'top-k sampling (0: off)', parseIntOption('--top-k'), 0)
     .option('--seed <n>', 'RNG seed', parseIntOption('--seed'), 0)
-    .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')
+    .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto'))
     .action(async (opts: GenerateCliOptions) => {
       try {
         const r = await runGenerate(opts);

@@ -2,9 +2,8 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../engine/model.js';
-import type { DeviceRequest } from '../../engine/engine.js';
-import { fail } from '../util.js';
+import { modelFilesDir } from '../../engine/adapter.js';
+import { adapterOption, fail, openModel } from '../util.js';
 
 export interface ScoreOptions {
   model: string;
@@ -12,6 +11,7 @@ export interface ScoreOptions {
   ids?: string;
   json?: boolean;
   device?: string;
+  adapter?: string;
 }
 
 export interface ScoreResult {
@@ -37,21 +37,22 @@ export async function runScore(opts: ScoreOptions): Promise<ScoreResult> {
   let ids: number[];
   let tokens: string[] | undefined;
   let tok: { tokens(ids: number[]): string[] } | undefined;
+  const filesDir = modelFilesDir(opts.model);
   if (opts.ids !== undefined) {
     ids = parseIds(opts.ids);
-    if (existsSync(join(opts.model, 'tokenizer.json'))) {
+    if (existsSync(join(filesDir, 'tokenizer.json'))) {
       const { loadTokenizer } = await import('../../text/index.js');
-      tok = loadTokenizer(opts.model);
+      tok = loadTokenizer(filesDir);
     }
   } else {
-    if (!existsSync(join(opts.model, 'tokenizer.json'))) throw new Error(`--text needs tokenizer files in ${opts.model} (no tokenizer.json); use --ids instead`);
+    if (!existsSync(join(filesDir, 'tokenizer.json'))) throw new Error(`--text needs tokenizer files in ${filesDir} (no tokenizer.json); use --ids instead`);
     const { loadTokenizer } = await import('../../text/index.js');
-    const t = loadTokenizer(opts.model);
+    const t = loadTokenizer(filesDir);
     tok = t;
     ids = t.encode(opts.text!, { addSpecialTokens: true });
   }
   if (ids.length < 2) throw new Error(`need at least 2 tokens to score, got ${ids.length}`);
-  const model = await loadModel(opts.model, { device: (opts.device ?? 'auto') as DeviceRequest });
+  const { model } = await openModel(opts);
   try {
     const V = model.config.vocabSize;
     for (const id of ids) if (id >= V) throw new Error(`token id ${id} is outside the model's vocabulary [0, ${V})`);
@@ -82,14 +83,14 @@ export function formatScore(r: ScoreResult): string {
 }
 
 export function register(program: Command): void {
-  program
+  adapterOption(program
     .command('score')
     .description("print each token's log-probability given the tokens before it, and the perplexity")
     .requiredOption('--model <dir>', 'Hugging Face model directory')
     .option('--text <text>', 'text to score (needs tokenizer files; special tokens added as the tokenizer does)')
     .option('--ids <ids>', 'comma-separated token ids (works without tokenizer files)')
     .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')
-    .option('--json', 'write {"ids", "logprobs", "perplexity"} (logprobs[0] is null)')
+    .option('--json', 'write {"ids", "logprobs", "perplexity"} (logprobs[0] is null)'))
     .action(async (opts: ScoreOptions) => {
       try {
         const r = await runScore(opts);
