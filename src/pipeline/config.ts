@@ -131,7 +131,17 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   if (!(typeof c.selectRatio === 'number' && c.selectRatio > 0 && c.selectRatio <= 1)) throw new Error(`config 'selectRatio' must be in (0, 1], got ${JSON.stringify(c.selectRatio)}`);
   for (const k of ['numActions', 'maxTokens', 'maxDepth', 'simulations', 'stepLimit', 'rolloutMaxTokens', 'batchSize'] as const) int(c.search[k], `search.${k}`, 1);
   int(c.search.rolloutSteps, 'search.rolloutSteps', 0);
-  if (!(c.search.temperature >= 0)) throw new Error(`config 'search.temperature' must be >= 0`);
+  const range = (v: unknown, name: string, lo: number, hi = Infinity) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
+      throw new Error(`config '${name}' must be a number in [${lo}, ${hi === Infinity ? '∞' : hi}], got ${JSON.stringify(v)}`);
+  };
+  range(c.search.temperature, 'search.temperature', 0);
+  range(c.search.rolloutTemperature, 'search.rolloutTemperature', 0);
+  range(c.search.c, 'search.c', 0);
+  range(c.search.judgeWeight, 'search.judgeWeight', 0, 1);
+  range(c.search.valueThreshold, 'search.valueThreshold', 0);
+  range(c.search.overlapLimit, 'search.overlapLimit', 0, 1);
+  range(c.search.acceptValue, 'search.acceptValue', -1, 1);
   if (c.search.stepPattern !== null) {
     try {
       new RegExp(c.search.stepPattern, 'g');

@@ -81,7 +81,8 @@ function fingerprintOf(input: PipelineInput): string {
   const { config } = input;
   return fnv1a(
     JSON.stringify({
-      c: config,
+      // iterations left out: a finished run is extended by running it again with more
+      c: { ...config, iterations: undefined },
       m: input.modelDir,
       train: input.train.map((s) => s.id),
       test: input.test.map((s) => s.id),

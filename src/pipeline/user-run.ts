@@ -11,6 +11,7 @@ import { renderReport, type CategoryTable } from '../report/html.js';
 import { categoryTableText } from '../report/table.js';
 import { loadTokenizer } from '../text/tokenizer.js';
 import { checkConfig, DEFAULT_PIPELINE, loadConfigFile, mergeConfig, type PipelineConfig } from './config.js';
+import { checkKeys, checkTrainerSections } from './config-schema.js';
 import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
 import { writeAtomic } from './state.js';
@@ -61,11 +62,22 @@ export function loadData(files: readonly string[]): Sample[] {
   return out;
 }
 
+/**
+ * The defaults, the config file over them, the flags over that; every key known to the schema
+ * (config-schema.ts) and every value in range, before anything is loaded or written.
+ */
 export function resolveConfig(configFile: string | undefined, overrides: unknown): PipelineConfig {
   let c = DEFAULT_PIPELINE;
-  if (configFile) c = mergeConfig(c, loadConfigFile(configFile));
+  if (configFile) {
+    const file = loadConfigFile(configFile);
+    checkKeys(file, `config file ${configFile}`);
+    c = mergeConfig(c, file);
+  }
+  checkKeys(overrides, 'flags');
   c = mergeConfig(c, overrides);
-  return checkConfig(c);
+  const checked = checkConfig(c);
+  checkTrainerSections(checked);
+  return checked;
 }
 
 /**
@@ -135,6 +147,7 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     loadModel: (dir) => o.loadModel(dir, { recompute }),
     lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed } : null,
     dtype: config.dtype,
+    perplexityBatchTokens: config.scoreBatchTokens,
     progress: o.progress,
     log,
   });

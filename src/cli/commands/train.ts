@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadModel } from '../../engine/model.js';
 import type { DeviceRequest } from '../../engine/engine.js';
 import { runOnUserData } from '../../pipeline/user-run.js';
+import { configReferenceText } from '../../pipeline/config-schema.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface LoopFlags {
@@ -99,7 +100,12 @@ export function register(program: Command): void {
       .description('run the iTool loop on a model directory and tool-use data: warm-up SFT → (select → search → pairs → optimize → evaluate) × N')
       .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, safetensors, tokenizer files)')
       .requiredOption('--data <files...>', 'training data: ShareGPT/ToolACE, xLAM, OpenAI messages or BFCL files (JSON/JSONL)')
-      .requiredOption('--out <dir>', 'run directory (phases resume from here)'),
+      .requiredOption('--out <dir>', 'run directory (phases resume from here; run it again with more --iterations to extend a finished run)')
+      .option('--help-config', 'print every config key with its default and meaning, and exit')
+      .on('option:help-config', () => {
+        process.stdout.write(configReferenceText());
+        process.exit(0);
+      }),
   ).action(async (opts: LoopFlags & { model: string; data: string[]; out: string }) => {
     try {
       const device = opts.device as DeviceRequest;
