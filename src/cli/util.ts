@@ -52,7 +52,7 @@ export function trainingOptions(cmd: Command): Command {
     .option('--lora-targets <list>', 'LoRA target modules, comma-separated (default q_proj,k_proj,v_proj,o_proj)')
     .option('--adapter <dir>', 'a LoRA adapter directory to put on --model and train on (saved as OUT/adapter)')
     .option('--dtype <dtype>', "dtype of the saved model: 'f32' (default) or 'bf16' (half the disk)")
-    .option('--device <d>', 'cpu | cuda | cuda:N (default cpu)')
+    .option('--device <d>', "'auto' (default: CUDA when a device is present, else the CPU), 'cpu', 'cuda' or 'cuda:N'")
     .option('--progress', 'always show the progress bar (default: only when stderr is a terminal)')
     .option('--no-progress', 'never show the progress bar');
 }

@@ -78,12 +78,19 @@ export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets
  * --model (a model or an adapter directory) with --adapter on it, or a fresh adapter of `lora`;
  * training an adapter given trains it on.
  */
-async function openModel(flags: CommonCliOptions, device: string | undefined, lora: LoraOptions | null): Promise<{ model: Model; chain: AdapterChain | null }> {
+/** The device of sft/prefer: --device, else the config file's "device", else auto (as every command). */
+export function deviceOf(flags: { device?: unknown }, config: { device?: unknown }): string {
+  const d = config.device ?? flags.device ?? 'auto';
+  if (typeof d !== 'string') throw new Error(`device must be a string ('auto', 'cpu', 'cuda' or 'cuda:N'), got ${JSON.stringify(d)}`);
+  return d;
+}
+
+async function openModel(flags: CommonCliOptions, device: string, lora: LoraOptions | null): Promise<{ model: Model; chain: AdapterChain | null }> {
   const dir = flags.model;
   if (!isAdapterDir(dir) && !existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
   const given = flags.adapter !== undefined || isAdapterDir(dir);
   if (given && lora) throw new Error('--lora-rank (or "lora" in --config) with an adapter given: the adapter is trained on with its own rank, alpha and targets');
-  const { model, chain, adapter } = await loadWithAdapter(dir, { device: (device ?? 'cpu') as DeviceRequest, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
+  const { model, chain, adapter } = await loadWithAdapter(dir, { device: device as DeviceRequest, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
   if (lora) model.addLora(lora);
   return { model, chain: adapter || lora ? chain : null };
 }
@@ -135,7 +142,7 @@ export async function runSftCli(flags: SftCliOptions): Promise<string> {
   const tok = loadTokenizer(modelFilesDir(flags.model));
   const lora = loraFrom(flags, merged.lora);
   const dtype = dtypeOf(flags);
-  const { model, chain } = await openModel(flags, (merged.device as string | undefined) ?? flags.device, lora);
+  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora);
   try {
     const { data: _d, lora: _l, device: _dev, ...opts } = merged;
     const renderer: SftRenderer = (s) => tok.render(s);
@@ -167,7 +174,7 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
   const pairs = loadPairs(file, tok);
   const lora = loraFrom(flags, merged.lora);
   const dtype = dtypeOf(flags);
-  const { model, chain } = await openModel(flags, (merged.device as string | undefined) ?? flags.device, lora);
+  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora);
   try {
     const { pairs: _p, lora: _l, device: _dev, ...opts } = merged;
     const res = await trainPreference(model, pairs, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
