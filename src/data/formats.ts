@@ -200,6 +200,9 @@ export function fromShareGPT(row: unknown, id: string): Sample {
   let tools: ToolSchema[] = r.tools !== undefined ? asTools(r.tools, sid) : [];
   if (tools.length === 0 && typeof r.system === 'string') tools = toolsFromSystemPrompt(r.system);
   const messages: Message[] = [];
+  // with its tools in their own field, 'system' is the conversation's system message (LLaMA-Factory's
+  // ShareGPT); alone, it is ToolACE's tool prompt, which the chat template's own tool rendering replaces
+  if (r.tools !== undefined && typeof r.system === 'string' && r.system !== '') messages.push({ role: 'system', content: r.system });
   for (const [i, t] of (r.conversations as unknown[]).entries()) {
     const turn = t as { from?: unknown; value?: unknown; role?: unknown; content?: unknown };
     const from = String(turn.from ?? turn.role ?? '');
@@ -234,9 +237,14 @@ export function shareGPTSystemPrompt(tools: readonly ToolSchema[]): string {
   );
 }
 
-/** A Sample as a ShareGPT/ToolACE row (calls in Python syntax). */
+/**
+ * A Sample as a ShareGPT/ToolACE row (calls in Python syntax). Without a system message the
+ * tools go into ToolACE's system prompt; with one, the system message is kept as 'system' and
+ * the tools go into their own 'tools' field (LLaMA-Factory's ShareGPT), so neither is lost.
+ */
 export function toShareGPT(s: Sample): Record<string, unknown> {
   const conversations: Array<{ from: string; value: string }> = [];
+  const system = s.messages.filter((m) => m.role === 'system').map((m) => m.content ?? '');
   for (const m of s.messages) {
     if (m.role === 'system') continue;
     if (m.role === 'assistant') {
@@ -244,7 +252,10 @@ export function toShareGPT(s: Sample): Record<string, unknown> {
       conversations.push({ from: 'assistant', value });
     } else conversations.push({ from: m.role, value: m.content });
   }
-  const row: Record<string, unknown> = { id: s.id, category: s.category, system: shareGPTSystemPrompt(s.tools), conversations };
+  const row: Record<string, unknown> =
+    system.length > 0
+      ? { id: s.id, category: s.category, system: system.join('\n'), tools: JSON.stringify(s.tools), conversations }
+      : { id: s.id, category: s.category, system: shareGPTSystemPrompt(s.tools), conversations };
   if (s.bfclCategory) row.bfcl_category = s.bfclCategory;
   if (s.groundTruth) row.ground_truth = s.groundTruth;
   return row;
@@ -307,8 +318,9 @@ export function fromOpenAI(row: unknown, id: string): Sample {
       case 'assistant': {
         const out: Message & { role: 'assistant' } = { role: 'assistant' };
         if (content !== undefined && content !== '') out.content = content;
-        if (Array.isArray(mm.tool_calls) && mm.tool_calls.length) {
-          out.toolCalls = mm.tool_calls.map((tc, j) => {
+        const calls = Array.isArray(mm.tool_calls) ? mm.tool_calls : Array.isArray((mm as { toolCalls?: unknown }).toolCalls) ? ((mm as { toolCalls: unknown[] }).toolCalls) : undefined;
+        if (calls && calls.length) {
+          out.toolCalls = calls.map((tc, j) => {
             const fn = ((tc as { function?: unknown }).function ?? tc) as { name?: unknown; arguments?: unknown };
             if (typeof fn.name !== 'string') throw new Error(`${sid}: message ${i}: tool call ${j} needs a function name`);
             let args: unknown = fn.arguments ?? {};

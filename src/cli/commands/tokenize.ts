@@ -1,7 +1,8 @@
 // itool tokenize: shows the ids, tokens and (for a chat) the loss mask a model is trained on.
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
-import type { Message, Sample, ToolSchema } from '../../data/sample.js';
+import type { Sample } from '../../data/sample.js';
+import { fromOpenAI } from '../../data/formats.js';
 import { loadTokenizer, render, type Tokenizer } from '../../text/index.js';
 import { fail } from '../util.js';
 
@@ -13,7 +14,11 @@ export interface TokenizeOptions {
   templateKwargs?: string;
 }
 
-/** Reads a chat file: a Sample ({messages, tools}) or a bare array of messages. */
+/**
+ * Reads a chat file: OpenAI messages (assistant `tool_calls`, tools wrapped as
+ * {"type": "function", "function": ...} or bare), as an object {messages, tools} or a bare array
+ * of messages; read by the same loader as `--data` files, so a chat tokenizes as it trains.
+ */
 export function readChatFile(file: string): Sample {
   if (!existsSync(file)) throw new Error(`--chat: file not found: ${file}`);
   let v: unknown;
@@ -22,12 +27,15 @@ export function readChatFile(file: string): Sample {
   } catch (e) {
     throw new Error(`--chat: ${file} is not valid JSON: ${(e as Error).message}`);
   }
-  if (Array.isArray(v)) return { id: file, category: 'chat', tools: [], messages: v as Message[] };
-  if (v && typeof v === 'object' && Array.isArray((v as { messages?: unknown }).messages)) {
-    const o = v as { id?: string; messages: Message[]; tools?: ToolSchema[] };
-    return { id: o.id ?? file, category: 'chat', tools: o.tools ?? [], messages: o.messages };
+  const row = Array.isArray(v) ? { messages: v } : v;
+  if (!row || typeof row !== 'object' || !Array.isArray((row as { messages?: unknown }).messages))
+    throw new Error(`--chat: ${file} must hold an array of messages or an object with "messages" (and optional "tools")`);
+  try {
+    const s = fromOpenAI({ id: file, ...(row as object) }, file);
+    return { ...s, category: 'chat' };
+  } catch (e) {
+    throw new Error(`--chat: ${file}: ${(e as Error).message}`);
   }
-  throw new Error(`--chat: ${file} must hold an array of messages or an object with "messages" (and optional "tools")`);
 }
 
 function parseKwargs(s: string | undefined): Record<string, unknown> | undefined {
