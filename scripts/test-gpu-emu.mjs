@@ -5,7 +5,7 @@
 // The CUDA engine then has one device, "itool CUDA emulator (sm_90)"; test/gpu sees
 // ITOOL_CUDA_EMULATED=1 and sizes its cases for the CPU. Fails on a failing test or on
 // any sanitizer report. Extra arguments go to vitest (e.g. a test file or -t NAME).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,14 +38,18 @@ const env = {
 };
 const extra = process.argv.slice(2);
 const t0 = Date.now();
-const r = spawnSync(
+// streamed (CI shows progress) and kept (the sanitizer scan below)
+const child = spawn(
   process.execPath,
   [join(root, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--config', 'test/gpu/vitest.config.ts', ...extra],
-  { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 },
+  { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
 );
-process.stdout.write(r.stdout ?? '');
-process.stderr.write(r.stderr ?? '');
-const out = (r.stdout ?? '') + (r.stderr ?? '');
+let all = '';
+child.stdout.on('data', (d) => { all += d; process.stdout.write(d); });
+child.stderr.on('data', (d) => { all += d; process.stderr.write(d); });
+const status = await new Promise((res) => child.on('close', (code) => res(code)));
+const r = { status };
+const out = all;
 const reports = out.match(/(ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|UndefinedBehaviorSanitizer)/g);
 const secs = ((Date.now() - t0) / 1000).toFixed(0);
 if (reports) {

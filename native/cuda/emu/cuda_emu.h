@@ -269,21 +269,26 @@ void launch(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem
 
 template <auto F>
 const char* kernel_name() {
-  // "... [with auto F = itool::cuda::attn_fwd_kernel<64>]": keep what follows "F = "
-  static const char* name = [] {
+  // "const char* itool_emu::kernel_name() [with auto F = itool::cuda::attn_fwd_kernel<64>]":
+  // keep what follows "F = "
+  static char buf[256];
+  static const char* name = nullptr;
+  if (!name) {
     const char* p = __PRETTY_FUNCTION__;
     const char* s = std::strstr(p, "F = ");
-    static char buf[256];
-    if (!s) return p;
-    s += 4;
-    if (*s == '&') ++s;
-    size_t n = std::strlen(s);
-    if (n && s[n - 1] == ']') --n;
-    if (n >= sizeof buf) n = sizeof buf - 1;
-    std::memcpy(buf, s, n);
-    buf[n] = 0;
-    return static_cast<const char*>(buf);
-  }();
+    if (!s) {
+      name = p;
+    } else {
+      s += 4;
+      if (*s == '&') ++s;
+      size_t n = std::strlen(s);
+      if (n && s[n - 1] == ']') --n;
+      if (n >= sizeof buf) n = sizeof buf - 1;
+      std::memcpy(buf, s, n);
+      buf[n] = 0;
+      name = buf;
+    }
+  }
   return name;
 }
 

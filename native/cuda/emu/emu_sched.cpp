@@ -5,6 +5,7 @@
 #define ITOOL_EMU_RUNTIME 1
 #include "emu_internal.h"
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <cstdarg>
 #include <cstdio>
@@ -14,10 +15,15 @@
 #include <string>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
+// ITOOL_EMU_ASAN (set by CMake in sanitizer builds): this file itself is compiled without
+// instrumentation (it is the scheduler, on every switch), but tells ASan about the fiber
+// stacks and names the kernel in sanitizer reports.
+#if defined(__SANITIZE_ADDRESS__) && !defined(ITOOL_EMU_ASAN)
+#define ITOOL_EMU_ASAN 1
+#endif
+#ifdef ITOOL_EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-#define ITOOL_EMU_ASAN 1
 #endif
 
 #if !defined(__x86_64__)
@@ -419,7 +425,7 @@ int arrive_barrier(int kind, int pred, const char* file, int line) {
     b->bar_line = line;
     b->bar_kind = kind;
     b->bar_acc = kind == 1 ? 1 : 0;
-  } else if (b->bar_line != line || std::strcmp(b->bar_file, file) != 0 || b->bar_kind != kind) {
+  } else if (b->bar_line != line || (b->bar_file != file && std::strcmp(b->bar_file, file) != 0) || b->bar_kind != kind) {
     fail(cudaErrorIllegalInstruction,
          "threads of the block wait at different barriers: this thread at %s:%d, others at %s:%d",
          short_file(file), line, short_file(b->bar_file), b->bar_line);
@@ -496,7 +502,15 @@ void on_death() {
     fprintf(stderr, "itool CUDA emulator: the report above comes from kernel %s\n", g_kernel);
 }
 struct DeathHook {
-  DeathHook() { __sanitizer_set_death_callback(&on_death); }
+  DeathHook() {
+    __sanitizer_set_death_callback(&on_death);
+    // UBSan reports (a misaligned uint4, an index past a static shared array) die through
+    // libubsan's own copy of the callback registry
+    if (void* h = dlopen("libubsan.so.1", RTLD_LAZY | RTLD_NOLOAD)) {
+      using SetCb = void (*)(void (*)());
+      if (auto f = reinterpret_cast<SetCb>(dlsym(h, "__sanitizer_set_death_callback"))) f(&on_death);
+    }
+  }
 } g_death_hook;
 #endif
 
@@ -557,7 +571,6 @@ unsigned active_mask() {
 
 void launch(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem, cudaStream_t s, ThreadEntry entry,
             void* ctx) {
-  const std::string k = std::string("kernel ") + name;
   const uint64_t nthreads = static_cast<uint64_t>(block.x) * block.y * block.z;
   if (nthreads == 0 || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64) {
     set_error(cudaErrorInvalidConfiguration, name + std::string(": block ") + dim_str(block) +
