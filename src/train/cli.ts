@@ -10,7 +10,8 @@ import type { DeviceRequest } from '../engine/engine.js';
 import { isAdapterDir, loadWithAdapter, modelFilesDir, saveAdapterWithChain, type AdapterChain } from '../engine/adapter.js';
 import { loadTokenizer } from '../text/index.js';
 import { writeFileAtomic } from './fsutil.js';
-import type { TrainResult } from './loop.js';
+import type { TrainHooks, TrainResult } from './loop.js';
+import { Checkpointer } from './checkpoint.js';
 import type { PreferenceOptions, SftOptions } from './options.js';
 import { loadPairs, type PairTokenizer } from './pairs.js';
 import { trainPreference } from './preference.js';
@@ -126,6 +127,59 @@ async function finish(model: Model, chain: AdapterChain | null, modelDir: string
   return `${what}: ${res.steps}/${res.totalSteps} steps${res.resumedFrom ? ` (resumed at ${res.resumedFrom})` : ''}, ${res.skipped} skipped, final loss ${summary.finalLoss === null ? '-' : summary.finalLoss.toFixed(4)}; saved ${saved}`;
 }
 
+/** A run stopped by SIGINT/SIGTERM after writing its checkpoint; exitCode 130 / 143 as a shell reports them. */
+export class InterruptedError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'InterruptedError';
+  }
+}
+
+/**
+ * SIGINT/SIGTERM while training: the first lets the current step finish, then the trainer writes
+ * a checkpoint (atomically) and stops; a second ends the process at once (no checkpoint is ever
+ * half-written: they are committed by a rename).
+ */
+function interruptible(what: string): { hooks: TrainHooks; signal(): NodeJS.Signals | null; dispose(): void } {
+  let got: NodeJS.Signals | null = null;
+  const on = (sig: NodeJS.Signals) => {
+    if (got) {
+      process.stderr.write(`\n${what}: second ${sig}: stopping now, without a checkpoint of the step in flight\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    got = sig;
+    process.stderr.write(`\n${what}: ${sig}: finishing the current step, then writing a checkpoint (${sig === 'SIGINT' ? 'Ctrl-C' : sig} again stops at once)\n`);
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    hooks: { shouldStop: () => got !== null },
+    signal: () => got,
+    dispose: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+/** --resume: says what it resumes from, or refuses when there is nothing to resume. */
+function announceResume(out: string, resume: boolean | undefined, what: string): void {
+  if (!resume) return;
+  const root = join(out, 'checkpoints');
+  const latest = existsSync(root) ? new Checkpointer(root).latest() : null;
+  if (!latest) throw new Error(`--resume: no checkpoint in ${root}: nothing to resume (run without --resume to start)`);
+  process.stderr.write(`${what}: resuming from ${latest.dir} (step ${latest.state.step})\n`);
+}
+
+function stoppedBy(sig: NodeJS.Signals | null, res: TrainResult, what: string): void {
+  if (!res.stopped || !sig) return;
+  const where = res.checkpoint ? `checkpoint ${res.checkpoint.dir}` : 'no checkpoint (no output directory)';
+  throw new InterruptedError(`${what} stopped by ${sig} after step ${res.steps} of ${res.totalSteps}: wrote ${where}; run the same command with --resume to continue`, sig === 'SIGINT' ? 130 : 143);
+}
+
 export interface SftCliOptions extends CommonCliOptions, Record<string, unknown> {
   data?: string[];
   resume?: boolean;
@@ -146,7 +200,15 @@ export async function runSftCli(flags: SftCliOptions): Promise<string> {
   try {
     const { data: _d, lora: _l, device: _dev, ...opts } = merged;
     const renderer: SftRenderer = (s) => tok.render(s);
-    const res = await trainSft(model, samples, renderer, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
+    announceResume(flags.out, flags.resume, 'sft');
+    const sig = interruptible('sft');
+    let res: TrainResult;
+    try {
+      res = await trainSft(model, samples, renderer, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress }, sig.hooks);
+    } finally {
+      sig.dispose();
+    }
+    stoppedBy(sig.signal(), res, 'sft');
     return await finish(model, chain, flags.model, flags.out, res, 'sft', dtype);
   } finally {
     model.dispose();
@@ -177,7 +239,15 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
   const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora);
   try {
     const { pairs: _p, lora: _l, device: _dev, ...opts } = merged;
-    const res = await trainPreference(model, pairs, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress });
+    announceResume(flags.out, flags.resume, 'prefer');
+    const sig = interruptible('prefer');
+    let res: TrainResult;
+    try {
+      res = await trainPreference(model, pairs, { ...opts, outDir: flags.out, resume: !!flags.resume, progress: flags.progress }, sig.hooks);
+    } finally {
+      sig.dispose();
+    }
+    stoppedBy(sig.signal(), res, 'prefer');
     return await finish(model, chain, flags.model, flags.out, res, `prefer (${res.phase})`, dtype);
   } finally {
     model.dispose();

@@ -1,6 +1,6 @@
 // itool prefer: preference optimisation on step pairs alone (SimPO, DPO, IPO, ORPO).
 import type { Command } from 'commander';
-import { runPreferCli } from '../../train/cli.js';
+import { InterruptedError, runPreferCli } from '../../train/cli.js';
 import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
@@ -35,7 +35,7 @@ export function register(program: Command): void {
         const line = await runPreferCli({ ...flags, model: o.model as string, out: o.out as string } as Parameters<typeof runPreferCli>[0]);
         process.stdout.write(line + '\n');
       } catch (e) {
-        fail('prefer', e);
+        fail('prefer', e, e instanceof InterruptedError ? e.exitCode : 1);
       }
     });
 }

@@ -1,6 +1,6 @@
 // itool sft: supervised fine-tuning alone (loss on assistant tokens, easy-to-hard curriculum).
 import type { Command } from 'commander';
-import { runSftCli } from '../../train/cli.js';
+import { InterruptedError, runSftCli } from '../../train/cli.js';
 import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
@@ -32,7 +32,7 @@ export function register(program: Command): void {
         const line = await runSftCli({ ...flags, model: o.model as string, out: o.out as string } as Parameters<typeof runSftCli>[0]);
         process.stdout.write(line + '\n');
       } catch (e) {
-        fail('sft', e);
+        fail('sft', e, e instanceof InterruptedError ? e.exitCode : 1);
       }
     });
 }

@@ -1,0 +1,93 @@
+// Ctrl-C during `itool sft`: the step in flight finishes, a checkpoint is written and named, the
+// exit code is 130; `--resume` says what it resumes from and ends bitwise equal to an
+// uninterrupted run; `--resume` with nothing to resume is refused. Runs bin/itool.js (dist/).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { saveSamples } from '../../src/data/formats.js';
+import { synthesize } from '../../src/data/synth.js';
+import { tinyConfig } from '../../src/engine/config.js';
+import { createModel } from '../../src/engine/model.js';
+import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
+import { loadTokenizer } from '../../src/text/index.js';
+import { repoRoot } from '../helpers/native.js';
+
+const root = mkdtempSync(join(tmpdir(), 'itool-sft-signal-'));
+const modelDir = join(root, 'model');
+const dataFile = join(root, 'train.jsonl');
+const bin = join(repoRoot, 'bin', 'itool.js');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+beforeAll(async () => {
+  const samples = synthesize({ n: 16, seed: 8, split: 'train' });
+  saveSamples(dataFile, samples, 'sharegpt');
+  writeTokenizer(modelDir, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 300, seed: 1 }));
+  const V = Math.max(300, loadTokenizer(modelDir).vocabSize ?? 0);
+  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 4096, bosTokenId: null, eosTokenId: [0] }), { seed: 4 });
+  await m.save(modelDir);
+  m.dispose();
+});
+
+const args = (out: string, ...extra: string[]) => ['sft', '--model', modelDir, '--data', dataFile, '--out', out, '--epochs', '12', '--max-steps', '100', '--batch-tokens', '400', '--lr', '0.003', '--seed', '3', '--save-every', '0', '--device', 'cpu', '--no-progress', ...extra];
+
+function steps(out: string): number {
+  const f = join(out, 'metrics.jsonl');
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
+}
+
+/** runs sft and sends SIGINT once `after` steps are in metrics.jsonl */
+function interrupted(out: string, after: number): Promise<{ code: number | null; err: string; signalledAt: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [bin, ...args(out)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    let signalledAt = -1;
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const poll = setInterval(() => {
+      if (signalledAt < 0 && steps(out) >= after) {
+        signalledAt = steps(out);
+        p.kill('SIGINT');
+      }
+    }, 5);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearInterval(poll);
+      resolve({ code, err, signalledAt });
+    });
+  });
+}
+
+describe('itool sft and SIGINT', () => {
+  it('checkpoints and exits 130; --resume continues to bitwise the weights of an uninterrupted run', async () => {
+    const whole = join(root, 'whole');
+    const r0 = spawnSync(process.execPath, [bin, ...args(whole)], { encoding: 'utf8', timeout: 300_000 });
+    expect(r0.status, r0.stderr).toBe(0);
+    expect(r0.stdout).toMatch(/^sft: 100\/100 steps/);
+
+    const cut = join(root, 'cut');
+    const r1 = await interrupted(cut, 5);
+    expect(r1.code, r1.err).toBe(130);
+    const m = /sft stopped by SIGINT after step (\d+) of 100: wrote checkpoint (\S+); run the same command with --resume to continue/.exec(r1.err);
+    expect(m, r1.err).not.toBeNull();
+    const at = Number(m![1]);
+    expect(at).toBeGreaterThanOrEqual(r1.signalledAt);
+    expect(at).toBeLessThan(100);
+    expect(existsSync(join(m![2]!, 'state.json'))).toBe(true);
+    expect(existsSync(join(cut, 'model'))).toBe(false);
+
+    const r2 = spawnSync(process.execPath, [bin, ...args(cut, '--resume')], { encoding: 'utf8', timeout: 300_000 });
+    expect(r2.status, r2.stderr).toBe(0);
+    expect(r2.stderr).toMatch(new RegExp(`sft: resuming from .*ckpt-\\d+ \\(step ${at}\\)`));
+    expect(r2.stdout).toMatch(new RegExp(`^sft: 100/100 steps \\(resumed at ${at}\\)`));
+    const a = readFileSync(join(whole, 'model', 'model.safetensors'));
+    const b = readFileSync(join(cut, 'model', 'model.safetensors'));
+    expect(b.equals(a)).toBe(true);
+  }, 600_000);
+
+  it('--resume with no checkpoint is refused', () => {
+    const r = spawnSync(process.execPath, [bin, ...args(join(root, 'fresh'), '--resume')], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--resume: no checkpoint in .*fresh\/checkpoints: nothing to resume \(run without --resume to start\)/);
+  });
+});
