@@ -15,6 +15,8 @@ export const GGML_TYPE_OF: Record<ExportDtype, GgmlType> = { f32: GgmlType.F32, 
 /** general.file_type (llama_ftype) of a file whose matrices are of this type */
 export const FILE_TYPE_OF: Record<ExportDtype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -87,7 +89,8 @@ export function encodeTensor(values: Float32Array, dtype: ExportDtype): Uint8Arr
   const dv = new DataView(out.buffer);
   switch (dtype) {
     case 'f32':
-      for (let i = 0; i < n; i++) dv.setFloat32(4 * i, values[i]!, true);
+      if (LITTLE_ENDIAN) out.set(new Uint8Array(values.buffer, values.byteOffset, 4 * n));
+      else for (let i = 0; i < n; i++) dv.setFloat32(4 * i, values[i]!, true);
       break;
     case 'f16':
       for (let i = 0; i < n; i++) dv.setUint16(2 * i, f32ToF16Bits(values[i]!), true);
