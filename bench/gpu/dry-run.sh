@@ -6,19 +6,23 @@
 # at most 8 files of at most 16 MiB, names the device tool accepts, gpu-check.json with every
 # test group's report, the GEMM named in the log, the run inside its budget, and the bytes
 # that travel under 64 MiB. Without a device every GPU test skips (with its reason).
-#   bash bench/gpu/dry-run.sh [--bench] [--addon PATH]
+#   bash bench/gpu/dry-run.sh [--bench] [--addon PATH] [--fake-sanitizer]
 # --addon: test that addon instead of the carried one (e.g. an emulated-CUDA build, which
-# reports a device, so the tests then run for real); --bench: also rehearse bench.sh.
+# reports a device, so the tests then run for real); --bench: also rehearse bench.sh;
+# --fake-sanitizer: a `compute-sanitizer` that runs its command unchecked and prints a clean
+# summary, so that the memcheck step's command line and test selection run here.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DRY=${ITOOL_GPU_DRY:-/tmp/itool-gpu-dry}
 ADDON=""
 BENCH=0
+FAKE_SAN=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --addon) ADDON=$(readlink -f "$2"); shift 2 ;;
     --bench) BENCH=1; shift ;;
+    --fake-sanitizer) FAKE_SAN=1; shift ;;
     *) echo "dry-run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,6 +42,18 @@ echo "[dry-run] the tree that travels: $((BYTES / 1024)) KiB of 65536 KiB ($(du 
 
 printf '#!/bin/sh\necho "node: not on the GPU machine (dry run)" >&2\nexit 127\n' > "$DRY/shim/node"
 chmod +x "$DRY/shim/node"
+if [ "$FAKE_SAN" = 1 ]; then
+  cat > "$DRY/shim/compute-sanitizer" <<'EOF'
+#!/bin/bash
+# dry run: no checking; the options (each with a value) are dropped, the command runs
+[ "${1:-}" = --version ] && { echo "compute-sanitizer (fake, dry run)"; exit 0; }
+while [ "${1#--}" != "$1" ]; do shift 2; done
+"$@"; rc=$?
+echo "========= ERROR SUMMARY: 0 errors (fake compute-sanitizer of bench/gpu/dry-run.sh: nothing was checked)"
+exit $rc
+EOF
+  chmod +x "$DRY/shim/compute-sanitizer"
+fi
 t0=$(date +%s)
 ( cd "$DRY/tree" && env PATH="$DRY/shim:$PATH" OUT="$DRY/out" ITOOL_GPU_WORK="$DRY/work" ${ADDON:+ITOOL_ADDON="$ADDON"} \
     bash bench/gpu/run.sh ) > "$DRY/run.stdout" 2>&1
