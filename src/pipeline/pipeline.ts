@@ -3,7 +3,7 @@
 // directory and is recorded in state.json when finished; a run started again on the same
 // directory skips finished phases (a phase killed midway starts over, or resumes from the
 // trainer's own checkpoints inside its directory).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
@@ -120,6 +120,9 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     const out = await run();
     const sec = (performance.now() - t0) / 1000;
     state.finish(name, sec, out.result, out.model);
+    // a finished phase is never resumed: its trainer checkpoints (weights and optimizer moments) go
+    const ck = name === 'warmup' ? join(runDir, 'warmup') : name === 'baseline/train' ? join(runDir, 'baseline') : /^iteration-\d+\/optimize$/.test(name) ? join(runDir, name) : null;
+    if (ck && existsSync(join(ck, 'checkpoints'))) rmSync(join(ck, 'checkpoints'), { recursive: true, force: true });
     log(`${name}: finished in ${sec.toFixed(1)} s`);
     input.onPhase?.(name);
     return out.result;
@@ -194,7 +197,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
         const byTask = new Map(tasks.map((t, k) => [t, selected[k]]));
         judge = makeSelfJudge(m, (t, answer) => jp(byTask.get(t)!, answer), grades, sc.batchSize);
       }
-      const bar = env.progress?.(`iteration ${it} search`, sc.simulations);
+      // the bar counts searched samples: every simulation advances all of them together
+      const bar = env.progress?.(`iteration ${it} search (${tasks.length} samples x ${sc.simulations} simulations)`, tasks.length * sc.simulations);
       let res;
       try {
         res = await searchTrees(m, tasks, {
@@ -204,7 +208,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
           decode: (ids) => env.text.decode(ids),
           seed: config.seed * 1000 + it,
           judge,
-          onProgress: (d) => bar?.update(d),
+          onProgress: (d) => bar?.update(d * tasks.length),
         });
       } finally {
         bar?.stop();
@@ -243,7 +247,11 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
       const pairs = parsePairsJsonl(readFileSync(join(dir, 'pairs.jsonl'), 'utf8'), join(dir, 'pairs.jsonl'));
       let r: PhaseTrainResult = { steps: 0, tokens: 0, points: [] };
       if (pairs.length > 0) r = await env.trainer.prefer(m, pairs, { ...config.preference, outDir: join(dir, 'optimize'), resume: true, phase: `iteration-${it}`, seed: config.seed + it });
-      else log(`iteration ${it}: no pairs, the policy is left unchanged`);
+      else {
+        // nothing changed: the iteration's model is the one it started from (no copy)
+        log(`iteration ${it}: no pairs, the policy is left unchanged`);
+        return { result: { ...r, model: chainDir }, model: chainDir };
+      }
       const md = join(dir, 'model');
       await env.saveModel(m, md);
       modelDir = md;

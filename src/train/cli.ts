@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { LoraOptions, Model } from '../engine/model-types.js';
 import { loadSamples } from '../data/formats.js';
 import type { DeviceRequest } from '../engine/engine.js';
-import { isAdapterDir, loadWithAdapter, modelFilesDir, saveAdapterWithChain, type AdapterChain } from '../engine/adapter.js';
+import { checkLora, isAdapterDir, loadWithAdapter, modelFilesDir, saveAdapterWithChain, type AdapterChain } from '../engine/adapter.js';
 import { loadTokenizer } from '../text/index.js';
 import { writeFileAtomic } from './fsutil.js';
 import type { TrainHooks, TrainResult } from './loop.js';
@@ -70,9 +70,12 @@ export const PREFERENCE_KEYS = [
 export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets?: string }, config: unknown): LoraOptions | null {
   const c = (config && typeof config === 'object' ? config : {}) as Partial<LoraOptions>;
   const rank = o.loraRank ?? c.rank;
-  if (!rank) return null;
-  const targets = o.loraTargets ? o.loraTargets.split(',').map((s) => s.trim()) : (c.targetModules ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
-  return { rank, alpha: o.loraAlpha ?? c.alpha ?? 2 * rank, targetModules: targets as LoraOptions['targetModules'] };
+  if (rank === undefined || rank === null) {
+    if (o.loraAlpha !== undefined || o.loraTargets !== undefined) throw new Error('--lora-alpha / --lora-targets need --lora-rank');
+    return null;
+  }
+  // a rank of 0 (or less) is an error, never a silent full fine-tune
+  return checkLora({ rank, alpha: o.loraAlpha ?? c.alpha, targets: o.loraTargets ?? c.targetModules }, '--lora-rank');
 }
 
 /**

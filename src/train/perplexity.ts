@@ -77,7 +77,14 @@ export async function scorePerplexity(
       });
       done += g.length;
       tok += batch.tokens.length;
-      bar.update(done, NaN, tok / ((performance.now() - t0) / 1000));
+      // the bar's loss: the mean negative log-probability of the answer tokens scored so far
+      let s = 0;
+      let c = 0;
+      for (let i = 0; i < n; i++) {
+        s += sum[i]!;
+        c += cnt[i]!;
+      }
+      bar.update(done, c > 0 ? -s / c : NaN, tok / ((performance.now() - t0) / 1000));
     }
   } finally {
     bar.stop();

@@ -46,7 +46,16 @@ function readTools(file: string): ToolSchema[] {
   });
 }
 
+/** Sampling options in range (a clear error naming the option, before anything is loaded). */
+export function checkSampling(o: Pick<GenerateCliOptions, 'maxTokens' | 'temperature' | 'topP' | 'topK'>): void {
+  if (o.maxTokens !== undefined && !(Number.isInteger(o.maxTokens) && o.maxTokens >= 1)) throw new Error(`--max-tokens must be an integer >= 1, got ${o.maxTokens}`);
+  if (o.temperature !== undefined && !(o.temperature >= 0)) throw new Error(`--temperature must be >= 0 (0: greedy), got ${o.temperature}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`--top-p must be in (0, 1], got ${o.topP}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new Error(`--top-k must be an integer >= 0 (0: off), got ${o.topK}`);
+}
+
 export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCliResult> {
+  checkSampling(opts);
   const { loadTokenizer } = await import('../../text/index.js');
   const tok = loadTokenizer(modelFilesDir(opts.model));
   let ids: number[];
