@@ -20,7 +20,7 @@ step() {
   local t=$(( $(left) - RESERVE )); [ "$t" -gt "$cap" ] && t=$cap
   if [ "$t" -lt 5 ]; then
     log "step $name: skipped, out of time"
-    echo "{\"name\":\"$name\",\"skipped\":\"out of time\"}" >> "$WORK/steps.jsonl"
+    echo "{\"name\":\"$name\",\"notRun\":\"out of time\"}" >> "$WORK/steps.jsonl"
     return 99
   fi
   local t0 rc dt timed=false
@@ -43,6 +43,10 @@ unpack() {
     NODE=$WORK/bin/node
   fi
   [ -n "$NODE" ] || { log "no node and no .device/node.xz: run bench/gpu/pack.sh on the dev machine and carry .device"; return 2; }
+  if ! "$NODE" --version > /dev/null 2> "$WORK/node.err"; then
+    log "the carried node does not run here: $(head -c 400 "$WORK/node.err"); ldd: $(ldd "$NODE" 2>&1 | grep -i 'not found' | head -3)"
+    return 2
+  fi
   export PATH="$(dirname "$NODE"):$PATH"
   if [ ! -d node_modules ]; then
     [ -f .device/node_modules.tar.xz ] || { log "no node_modules and no .device/node_modules.tar.xz"; return 2; }

@@ -72,7 +72,7 @@ if command -v compute-sanitizer > /dev/null 2>&1; then
     -t "$MEMCHECK" --reporter=verbose --reporter=json --outputFile.json="$WORK/memcheck.json"
 else
   log "compute-sanitizer not found: memcheck not run"
-  echo '{"name":"memcheck","skipped":"compute-sanitizer not found"}' >> "$WORK/steps.jsonl"
+  echo '{"name":"memcheck","notRun":"compute-sanitizer not found"}' >> "$WORK/steps.jsonl"
 fi
 
 # ---- 4. summary: gpu-check.json and the table

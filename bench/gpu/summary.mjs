@@ -28,7 +28,7 @@ const steps = readText(join(work, 'steps.jsonl')).split('\n').filter(Boolean).ma
     return { name: '?', unparsed: l };
   }
 });
-const stepOf = (name) => steps.find((s) => s.name === name) ?? { name, skipped: 'did not run' };
+const stepOf = (name) => steps.find((s) => s.name === name) ?? { name, notRun: 'did not run' };
 const info = readJson(join(work, 'info.json'));
 const dev = info?.cuda?.devices?.[0];
 const gemm = !info ? 'unknown (the addon did not load)' : !info.cuda?.cublas ? 'built-in wmma kernels' : process.env.ITOOL_CUDA_GEMM === 'builtin' ? 'built-in wmma kernels (ITOOL_CUDA_GEMM=builtin)' : 'cuBLASLt';
@@ -48,9 +48,26 @@ const env = {
   addon: manifest ?? null,
 };
 
-/** counts and failures of one vitest JSON report */
-function vitestResult(report) {
-  if (!report) return { passed: 0, failed: 0, skipped: 0, failures: [], report: 'missing (the process died or timed out before writing it)' };
+/**
+ * Counts and failures of one vitest JSON report; without one (the process timed out or
+ * died first), what its verbose output printed test by test, marked partial.
+ */
+function vitestResult(report, outText = '') {
+  if (!report) {
+    const lines = outText.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+    const failures = [];
+    let passed = 0, failed = 0, skipped = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i].trim();
+      if (l.startsWith('✓ ')) passed++;
+      else if (l.startsWith('↓ ')) skipped++;
+      else if (l.startsWith('× ')) {
+        failed++;
+        failures.push({ test: l.slice(2), message: (lines[i + 1] ?? '').trim().replace(/^→ /, '') });
+      }
+    }
+    return { passed, failed, skipped, failures, report: 'missing (the process died or timed out before writing it): counts from its output, partial' };
+  }
   const failures = [];
   const names = [];
   for (const file of report.testResults ?? []) {
@@ -70,7 +87,7 @@ if (mode === 'check') {
   const seen = new Map();
   for (const s of steps.filter((x) => String(x.name).startsWith('tests-'))) {
     const name = s.name.slice('tests-'.length);
-    const r = vitestResult(files.includes(`${name}.json`) ? readJson(join(dir, `${name}.json`)) : undefined);
+    const r = vitestResult(files.includes(`${name}.json`) ? readJson(join(dir, `${name}.json`)) : undefined, readText(join(work, `${s.name}.out`)));
     for (const t of r.ran ?? []) seen.set(t, (seen.get(t) ?? 0) + 1);
     delete r.ran;
     groups.push({ ...s, name, ...r });
@@ -85,7 +102,7 @@ if (mode === 'check') {
     summaries: errLine,
     firstErrors: mout.split('\n').filter((l) => /^=========\s+(Invalid|Program hit|Address|Saved host backtrace|\s+at )/.test(l)).slice(0, 40),
     tests: (() => {
-      const r = vitestResult(readJson(join(work, 'memcheck.json')));
+      const r = vitestResult(readJson(join(work, 'memcheck.json')), mout);
       delete r.ran;
       return r;
     })(),
@@ -99,10 +116,10 @@ if (mode === 'check') {
   const lines = [];
   lines.push(`device: ${dev ? `${dev.name} (sm ${dev.computeCapability})` : `none (${env.noDeviceReason ?? 'addon not loaded'})`}; GEMM: ${gemm}`);
   lines.push(`${pad("group", 16)}${pad('exit', 6)}${pad('seconds', 9)}${pad('passed', 8)}${pad('failed', 8)}skipped`);
-  for (const g of groups) lines.push(`${pad(g.name, 16)}${pad(g.skipped === 'out of time' ? 'skip' : g.timedOut ? 'TIME' : g.rc, 6)}${pad(g.seconds ?? '-', 9)}${pad(g.passed, 8)}${pad(g.failed, 8)}${g.skipped}`);
+  for (const g of groups) lines.push(`${pad(g.name, 16)}${pad(g.notRun ? 'skip' : g.timedOut ? 'TIME' : g.rc, 6)}${pad(g.seconds ?? '-', 9)}${pad(g.passed, 8)}${pad(g.failed, 8)}${g.skipped}`);
   for (const g of groups) for (const f of g.failures.slice(0, 5)) lines.push(`FAILED [${g.name}] ${f.test}: ${f.message.split('\n')[0].slice(0, 240)}`);
   if (twice.length) lines.push(`tests run by two groups (patterns overlap): ${twice.length}`);
-  lines.push(memcheck.skipped ? `memcheck: not run (${memcheck.skipped})` : `memcheck: exit ${memcheck.rc}${memcheck.timedOut ? ' (timed out)' : ''}, ${memcheck.errors ?? '?'} errors, ${memcheck.tests.passed} tests passed, ${memcheck.tests.failed} failed, ${memcheck.seconds} s`);
+  lines.push(memcheck.notRun ? `memcheck: not run (${memcheck.notRun})` : `memcheck: exit ${memcheck.rc}${memcheck.timedOut ? ' (timed out)' : ''}, ${memcheck.errors ?? '?'} errors, ${memcheck.tests.passed} tests passed, ${memcheck.tests.failed} failed, ${memcheck.seconds} s`);
   lines.push(`tests ${testsOk ? 'OK' : 'NOT OK'}: ${passed} passed, ${failed} failed`);
   process.stdout.write(lines.join('\n') + '\n');
 } else {
@@ -149,7 +166,7 @@ if (mode === 'check') {
     out.push('');
   }
   out.push('## Steps', '', '| step | exit | seconds |', '|---|---|---|');
-  for (const s of steps) out.push(`| ${s.name} | ${s.skipped ? `not run: ${s.skipped}` : s.timedOut ? `timed out (${s.rc})` : s.rc} | ${s.seconds ?? '-'} |`);
+  for (const s of steps) out.push(`| ${s.name} | ${s.notRun ? `not run: ${s.notRun}` : s.timedOut ? `timed out (${s.rc})` : s.rc} | ${s.seconds ?? '-'} |`);
   out.push('');
   const res = { kind: 'itool GPU benches (bench/gpu/bench.sh)', ...env, steps, attention: att, loss, hfCheck: hf, e2e, cublasBuild: read('cublas-build.json') };
   atomicWrite(outJson, JSON.stringify(res, null, 2) + '\n');
