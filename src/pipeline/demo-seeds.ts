@@ -1,5 +1,6 @@
 // `itool demo --seeds 1,2,3`: the demo once per seed (each in its own seed-N directory) and one
 // table of mean and spread per category and arm, with the headroom measures and pair counts.
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { plainTable } from '../report/table.js';
 import { runDemo, type DemoDeps, type DemoOptions, type DemoResults } from './demo.js';
@@ -139,7 +140,9 @@ export function summarizeSeeds(seeds: readonly number[], rs: readonly DemoResult
     const f = (s: Spread) => `${s.mean.toFixed(0)} ± ${s.sd.toFixed(0)}`;
     blocks.push(`pairs per iteration by kind, mean ± sd:\n\n${plainTable(['iteration', 'total', ...PAIR_KINDS], pairs.map((p, i) => [String(i + 1), f(p.total), ...PAIR_KINDS.map((kd) => f(p[kd]))]))}`);
   }
-  blocks.push(`seconds per phase, mean ± sd:\n\n${plainTable(['phase', 'seconds'], Object.entries(phases).map(([p, s]) => [p, `${s.mean.toFixed(1)} ± ${s.sd.toFixed(1)}`]))}`);
+  const loads = rs.map((r) => r.loadAverage).filter(Boolean);
+  const loadNote = loads.length ? ` (1-minute load average at start/end per seed: ${loads.map((l) => `${l.start[0].toFixed(1)}/${l.end[0].toFixed(1)}`).join(', ')} on ${availableParallelism()} cores)` : '';
+  blocks.push(`seconds per phase, mean ± sd${loadNote}:\n\n${plainTable(['phase', 'seconds'], Object.entries(phases).map(([p, s]) => [p, `${s.mean.toFixed(1)} ± ${s.sd.toFixed(1)}`]))}`);
   const d = (s: Spread) => `${s.mean >= 0 ? '+' : ''}${s.mean.toFixed(1)} ± ${s.sd.toFixed(1)} points (per seed: ${s.values.map((x) => x.toFixed(1)).join(', ')})`;
   blocks.push(`iTool it ${nIt} minus the SFT baseline: parallel + parallel_multiple ${d(claim.hardDelta)}; simple ${d(claim.simpleDelta)}\n`);
   return { version: DEMO_VERSION, seeds: [...seeds], k, table, truthCopy, pairs, phases, claim, text: blocks.join('\n') };

@@ -3,6 +3,7 @@
 // → warm-up SFT (easy to hard) → iTool iterations → evaluation, side by side with the
 // warm-up model continued by plain SFT on the same optimizer steps and tokens.
 import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { llamaConfig } from '../engine/config.js';
 import type { Model, ModelConfig } from '../engine/model-types.js';
@@ -118,6 +119,8 @@ export interface DemoResults {
   seconds: number;
   /** seconds of each pipeline phase (warmup, eval-0, iteration-N/select|search|optimize|evaluate, baseline/...) and of the measures */
   phases: Record<string, number>;
+  /** the machine's 1/5/15-minute load averages when the demo started and ended (timings on a loaded machine stretch) */
+  loadAverage: { start: number[]; end: number[] };
   /** the headroom measures' settings: k answers sampled at the search temperature */
   passK: { k: number; temperature: number };
   warmup: { categories: CategoryTable } & ArmExtra;
@@ -220,6 +223,7 @@ export function copySamples(train: readonly Sample[]): Sample[] {
 
 export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results: DemoResults; table: string; pipeline: PipelineResult }> {
   const t0 = performance.now();
+  const load0 = loadavg();
   const log = o.log ?? (() => {});
   const size = { ...demoSize(o.quick), ...(o.override ?? {}) };
   claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'run', quick: o.quick, seeds: [o.seed], settings: fnv1a(JSON.stringify(size)) });
@@ -332,6 +336,7 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
     quick: o.quick,
     seconds,
     phases: { ...(copySeconds !== null ? { 'copy-stage': Math.round(copySeconds * 10) / 10 } : {}), ...phaseSeconds(runDir), measures: Math.round(measureSeconds * 10) / 10 },
+    loadAverage: { start: load0.map((x) => Math.round(x * 100) / 100), end: loadavg().map((x) => Math.round(x * 100) / 100) },
     passK: { k, temperature },
     warmup: { categories: res.warmup!.categories, ...extra(measured[0]) },
     itool: { categories: res.itool.categories, iterations: res.itool.iterations.map((it, i) => ({ ...it, pairCounts: pairCounts[i].counts, ...extra(measured[i + 1]) })) },

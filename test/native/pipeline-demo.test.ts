@@ -69,7 +69,7 @@ describe('itool demo --quick', () => {
         itool: { categories: Table; iterations: Array<{ iteration: number; categories: Table; pairs: number; pairCounts: { total: number; byDepth: Record<string, number>; byKind: Record<string, number> } } & Extra> };
         baseline: { categories: Table } & Extra;
       };
-      expect(Object.keys(res).sort()).toEqual(['baseline', 'itool', 'passK', 'phases', 'quick', 'seconds', 'seed', 'version', 'warmup']);
+      expect(Object.keys(res).sort()).toEqual(['baseline', 'itool', 'loadAverage', 'passK', 'phases', 'quick', 'seconds', 'seed', 'version', 'warmup']);
       expect(res.version).toBe(2);
       expect(res.passK.k).toBe(8);
       expect(res.seconds).toBeGreaterThan(0);

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Sample } from '../../src/data/sample.js';
 import { claimDemoDir, parseSeeds } from '../../src/pipeline/demo-dir.js';
-import { spread } from '../../src/pipeline/demo-seeds.js';
+import { spread, summarizeSeeds } from '../../src/pipeline/demo-seeds.js';
+import type { DemoResults } from '../../src/pipeline/demo.js';
 import { argumentValues, copyRateTable, occursIn, pairCounts, pairKind, passAtK, passAtKTable } from '../../src/pipeline/metrics.js';
 
 /** pass@k by enumerating every k-subset of n answers (c correct ones first) */
@@ -188,5 +189,57 @@ describe('--seeds and the demo directory', () => {
     expect(s.sd).toBeCloseTo(Math.sqrt(((0.3 ** 2 + 0.1 ** 2 + 0.4 ** 2) / 2)), 12);
     expect([s.min, s.max]).toEqual([0.2, 0.9]);
     expect(spread([3]).sd).toBe(0);
+  });
+});
+
+/** a results.json with the given (correct, total) per category for each arm */
+function fakeResults(seed: number, arms: { warm: Record<string, [number, number]>; it: Array<Record<string, [number, number]>>; base: Record<string, [number, number]> }): DemoResults {
+  const table = (t: Record<string, [number, number]>) => Object.fromEntries(Object.entries(t).map(([c, [k, n]]) => [c, { correct: k, total: n, accuracy: k / n }]));
+  const extra = (t: Record<string, [number, number]>) => ({
+    passAtK: Object.fromEntries(Object.entries(t).map(([c, [k, n]]) => [c, { hits: Math.min(n, k + 1), total: n, rate: Math.min(n, k + 1) / n }])),
+    copy: Object.fromEntries(Object.keys(t).map((c) => [c, { values: 10, copied: 5, rate: 0.5, truthValues: 10, truthCopied: 10, truthRate: 1 }])),
+  });
+  const pc = { total: 10, byDepth: { '0': 10 }, byKind: { value: 6, function: 1, decision: 1, key: 1, structure: 1 } };
+  return {
+    version: 2,
+    seed,
+    quick: false,
+    seconds: 100 + seed,
+    phases: { warmup: 10 * seed },
+    loadAverage: { start: [1, 1, 1], end: [2, 2, 2] },
+    passK: { k: 8, temperature: 1 },
+    warmup: { categories: table(arms.warm), ...extra(arms.warm) },
+    itool: { categories: table(arms.it[arms.it.length - 1]), iterations: arms.it.map((t, i) => ({ iteration: i + 1, categories: table(t), selected: 1, nodes: 1, pairs: 10, steps: 1, tokens: 1, seconds: 1, pairCounts: pc, ...extra(t) })) },
+    baseline: { categories: table(arms.base), steps: 1, tokens: 1, ...extra(arms.base) },
+  } as DemoResults;
+}
+
+describe('summarizeSeeds', () => {
+  it('gives mean and spread per category and arm, and the claim pooled over parallel and parallel_multiple', () => {
+    const r1 = fakeResults(1, {
+      warm: { simple: [5, 10], parallel: [0, 10], parallel_multiple: [0, 10] },
+      it: [{ simple: [6, 10], parallel: [2, 10], parallel_multiple: [1, 10] }],
+      base: { simple: [6, 10], parallel: [1, 10], parallel_multiple: [0, 10] },
+    });
+    const r2 = fakeResults(2, {
+      warm: { simple: [7, 10], parallel: [1, 10], parallel_multiple: [0, 10] },
+      it: [{ simple: [7, 10], parallel: [3, 10], parallel_multiple: [3, 10] }],
+      base: { simple: [8, 10], parallel: [1, 10], parallel_multiple: [1, 10] },
+    });
+    const s = summarizeSeeds([1, 2], [r1, r2]);
+    expect(s.table['pass@1'].simple['warm-up'].mean).toBeCloseTo(0.6, 12);
+    expect(s.table['pass@1'].simple['warm-up'].sd).toBeCloseTo(Math.sqrt(0.02), 12);
+    expect(s.table['pass@1'].parallel['iTool it 1'].values).toEqual([0.2, 0.3]);
+    expect(s.table['pass@k'].simple['SFT baseline'].values).toEqual([0.7, 0.9]);
+    // seed 1: (2+1)/20 - (1+0)/20 = +10 points; seed 2: (3+3)/20 - (1+1)/20 = +20 points
+    expect(s.claim.hardDelta.values.map((x) => Math.round(x * 1e9) / 1e9)).toEqual([10, 20]);
+    expect(s.claim.hardDelta.mean).toBeCloseTo(15, 9);
+    // simple: 0 and -10 points
+    expect(s.claim.simpleDelta.values.map((x) => Math.round(x * 1e9) / 1e9)).toEqual([0, -10]);
+    expect(s.pairs[0].value.mean).toBe(6);
+    expect(s.phases.warmup.values).toEqual([10, 20]);
+    expect(s.phases.total.values).toEqual([101, 102]);
+    expect(s.text).toContain('parallel + parallel_multiple +15.0');
+    expect(s.text).toMatch(/simple\s+60\.0 ± 14\.1/);
   });
 });
