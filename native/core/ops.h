@@ -65,6 +65,8 @@ struct RmsNormParams {
 // Hugging Face half-split convention: for pair (i, i + D/2), angle = pos * inv_freq[i]
 //   x1' = x1 cos - x2 sin ; x2' = x2 cos + x1 sin
 // In place on x [T, H, D]; inverse = true rotates by -angle (the backward).
+// Every position is rotated, negative ones too (by a negative angle, as HF's cos/sin of
+// position * inv_freq); the model binding keeps the model's own positions in [0, 2^24].
 // inv_freq [D/2] is computed by the model from rope_theta and rope_scaling.
 struct RopeParams {
   void* x = nullptr;
