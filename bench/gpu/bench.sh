@@ -27,11 +27,11 @@ WANT_DIST=1
 unpack || exit 2
 [ -f dist/engine/index.js ] || log "dist/ missing (bench/gpu/pack.sh packs it): the benches cannot run"
 PY=${ITOOL_PYTHON:-python3}
-log "python: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1)"
+log "python: $(timeout 60 $PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1)"
 
 # ---- optional: an addon with cuBLASLt, built here from the Python wheels' cuBLAS
 if [ "${ITOOL_GPU_CUBLAS:-0}" = 1 ]; then
-  CUBLAS_ROOT=$($PY - <<'EOF' 2>/dev/null
+  CUBLAS_ROOT=$(timeout 60 $PY - <<'EOF' 2>/dev/null
 import os, importlib.util
 spec = importlib.util.find_spec("nvidia")
 roots = list(spec.submodule_search_locations) if spec else []
@@ -76,6 +76,6 @@ if step hf-model 60 "$NODE" bench/gpu/hf_check.mjs "$WORK/hf" cuda:0; then
   tail -1 "$WORK/hf-check.out" > "$WORK/hf_check.json"
 fi
 
-"$NODE" bench/gpu/summary.mjs bench "$WORK" "$OUT/gpu-bench.json" "$OUT/gpu-summary.md" > "$WORK/summary.txt" 2>&1
+timeout 20 "$NODE" bench/gpu/summary.mjs bench "$WORK" "$OUT/gpu-bench.json" "$OUT/gpu-summary.md" > "$WORK/summary.txt" 2>&1
 cat "$WORK/summary.txt" | tee -a "$LOG"
 log "done in $(( $(date +%s) - START ))s (budget ${BUDGET}s)"

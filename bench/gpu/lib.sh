@@ -69,7 +69,7 @@ unpack() {
 
 # addon_info FILE: the addon's info() as JSON in FILE; logs the device and which GEMM runs
 addon_info() {
-  "$NODE" -e 'const a = require(process.env.ITOOL_ADDON || require("node-gyp-build")(process.cwd())); console.log(JSON.stringify(a.info()))' \
+  timeout 60 "$NODE" -e 'const a = require(process.env.ITOOL_ADDON || require("node-gyp-build")(process.cwd())); console.log(JSON.stringify(a.info()))' \
     > "$1" 2> "$1.err"
   if [ ! -s "$1" ]; then
     log "the addon did not load: $(head -c 600 "$1.err")"

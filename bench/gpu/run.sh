@@ -76,7 +76,7 @@ else
 fi
 
 # ---- 4. summary: gpu-check.json and the table
-"$NODE" bench/gpu/summary.mjs check "$WORK" "$OUT/gpu-check.json" > "$WORK/summary.txt" 2>&1
+timeout 20 "$NODE" bench/gpu/summary.mjs check "$WORK" "$OUT/gpu-check.json" > "$WORK/summary.txt" 2>&1
 cat "$WORK/summary.txt" | tee -a "$LOG"
 log "done in $(( $(date +%s) - START ))s (budget ${BUDGET}s)"
 grep -q '"ok": true' "$OUT/gpu-check.json" 2>/dev/null
