@@ -334,10 +334,16 @@ export function opTable(): OpCase[] {
       const g = R.attentionBackward(q.v, k.v, v.v, dout.v, sh);
       if (c.fd) fdCheck((xs) => dot(R.attentionForward(xs[0]!, xs[1]!, xs[2]!, sh).out, dout.v), [q.v, k.v, v.v], [g.dq, g.dk, g.dv], 'attention');
       const bw = await ctx.native.ops.attentionBackward({ q: q.t, k: k.t, v: v.t, cuSeqlens: cuT, out: fw.out, lse: fw.lse, dout: dout.t });
+      // the backward takes the forward's out as an input and gets Delta = dout · out from it
+      // (both engines, as FlashAttention): the kernel is compared with the reference given the
+      // same out. In bf16 that out is rounded, and at large scores (q x 30) its rounding alone
+      // moves dk by ~0.3 from the exact gradient (float64 simulation: 0.32 over the bf16
+      // tolerance); in f32 the two references agree to ~1e-7.
+      const gk = R.attentionBackward(q.v, k.v, v.v, dout.v, sh, read(fw.out));
       const tG = tol(ctx, { atol: 1e-4 * c.qs, rtol: 2e-4 }, { atol: 5e-2, rtol: 5e-2 });
-      expectClose(read(bw.dq), g.dq, tG, 'attention dq');
-      expectClose(read(bw.dk), g.dk, tG, 'attention dk');
-      expectClose(read(bw.dv), g.dv, tG, 'attention dv');
+      expectClose(read(bw.dq), gk.dq, tG, 'attention dq');
+      expectClose(read(bw.dk), gk.dk, tG, 'attention dk');
+      expectClose(read(bw.dv), gk.dv, tG, 'attention dv');
     });
   }
 

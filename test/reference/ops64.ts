@@ -139,7 +139,12 @@ export function attentionForward(q: Vec, k: Vec, v: Vec, sh: AttnShape): { out: 
   }
   return { out, lse };
 }
-export function attentionBackward(q: Vec, k: Vec, v: Vec, dout: Vec, sh: AttnShape): { dq: Vec; dk: Vec; dv: Vec } {
+/**
+ * With `out`, Delta = dout · out uses the forward output the op is given (both engines'
+ * attention_backward take `out` as an input and compute Delta from it, as FlashAttention
+ * does); without it, Delta = sum_j p_j dp_j exactly.
+ */
+export function attentionBackward(q: Vec, k: Vec, v: Vec, dout: Vec, sh: AttnShape, out?: ArrayLike<number>): { dq: Vec; dk: Vec; dv: Vec } {
   const { T, Hq, Hkv, D, cu, scale } = sh;
   const g = Hq / Hkv;
   const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
@@ -167,7 +172,8 @@ export function attentionBackward(q: Vec, k: Vec, v: Vec, dout: Vec, sh: AttnSha
         for (let d = 0; d < D; d++) dv[((start + j) * Hkv + kh) * D + d]! += p[j]! * dout[(t * Hq + h) * D + d]!;
       }
       let pdp = 0;
-      for (let j = 0; j < n; j++) pdp += p[j]! * dp[j]!;
+      if (out) for (let d = 0; d < D; d++) pdp += dout[(t * Hq + h) * D + d]! * out[(t * Hq + h) * D + d]!;
+      else for (let j = 0; j < n; j++) pdp += p[j]! * dp[j]!;
       for (let j = 0; j < n; j++) {
         const ds = p[j]! * (dp[j]! - pdp) * scale;
         for (let d = 0; d < D; d++) {
