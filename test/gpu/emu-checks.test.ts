@@ -61,7 +61,7 @@ describe(`CUDA emulator checks${skip ? ` (skipped: ${why})` : ''}`, () => {
   });
   it.skipIf(skip)('__syncthreads inside a divergent branch: not reached by all threads', () => {
     cudaError('divergent_barrier', 'cudaErrorIllegalInstruction', 'divergent_barrier_kernel', '(0,0,0)',
-      /__syncthreads at checks\.cpp:\d+ is not reached by all threads of the block: 32 of 64 wait there, thread \(32,0,0\) has exited/);
+      /__syncthreads at emu\/checks\.cpp:\d+ is not reached by all threads of the block: 32 of 64 wait there, thread \(32,0,0\) has exited/);
   });
   it.skipIf(skip)('__syncthreads after some threads returned', () => {
     cudaError('barrier_after_return', 'cudaErrorIllegalInstruction', 'barrier_after_return_kernel', '(0,0,0)',
@@ -70,15 +70,15 @@ describe(`CUDA emulator checks${skip ? ` (skipped: ${why})` : ''}`, () => {
   });
   it.skipIf(skip)('a full-mask shuffle called by half a warp names the missing lane', () => {
     cudaError('shuffle_bad_mask', 'cudaErrorIllegalInstruction', 'shuffle_bad_mask_kernel', '(0,0,0)',
-      /__shfl_xor_sync at checks\.cpp:\d+: the mask 0xffffffff names lane 16, which has exited/);
+      /__shfl_xor_sync at emu\/checks\.cpp:\d+: the mask 0xffffffff names lane 16, which has exited/);
   });
   it.skipIf(skip)('a vote whose mask leaves out the calling lane', () => {
     cudaError('vote_mask_without_caller', 'cudaErrorIllegalInstruction', 'vote_mask_without_caller_kernel', '(16,0,0)',
-      /__ballot_sync at checks\.cpp:\d+: the mask 0x0000ffff does not include the calling lane 16/);
+      /__ballot_sync at emu\/checks\.cpp:\d+: the mask 0x0000ffff does not include the calling lane 16/);
   });
   it.skipIf(skip)('a full-mask shuffle in a 48-thread block names lanes that do not exist', () => {
     cudaError('shuffle_missing_lanes', 'cudaErrorIllegalInstruction', 'shuffle_missing_lanes_kernel', '(32,0,0)',
-      /__shfl_down_sync at checks\.cpp:\d+: the mask 0xffffffff names lanes that do not exist \(warp 1 of a 48-thread block has lanes 0x0000ffff\)/);
+      /__shfl_down_sync at emu\/checks\.cpp:\d+: the mask 0xffffffff names lanes that do not exist \(warp 1 of a 48-thread block has lanes 0x0000ffff\)/);
     clean('good_shuffle');
   });
   it.skipIf(skip)('wmma::load_matrix_sync from a pointer 16 bytes off a 32-byte boundary', () => {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createModel, tinyConfig, type NativeModel } from '../../src/engine/index.js';
 import type { Architecture, ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
 import { rng } from '../native/op-table.js';
-import { agreement, gpuStatus, maxAbs } from './helpers.js';
+import { agreement, gpuStatus, maxAbs, sized } from './helpers.js';
 
 const gpu = gpuStatus();
 const skip = !gpu.ok;
@@ -59,11 +59,16 @@ for (const [arch, over] of ARCHS) {
       for (const n of cpu.paramNames()) expect(g.getParam(n), n).toEqual(cpu.getParam(n));
     });
 
-    it('forward log-probabilities within 6e-2 (absolute) of the CPU', async () => {
+    // 8e-2: bf16 weights and activations against f32. First measured on the CUDA emulator
+    // (its tensor products are exact f32, so no worse than a GPU): Llama 2.4e-2, Qwen3 3.3e-2,
+    // Qwen2 6.1e-2, and Qwen2's shape as Llama (no QKV bias) or with zero biases 6.05e-2: the
+    // shape (head dim 64, 2 heads, hidden 128), not a kernel, sets it. The first guess, 6e-2,
+    // had no measurement behind it.
+    it('forward log-probabilities within 8e-2 (absolute) of the CPU', async () => {
       const a = await g.logprobs(batch), b = await cpu.logprobs(batch);
       const d = maxAbs(a, b);
       console.log(`${arch}: max |logprob gpu - cpu| = ${d.toExponential(2)}`);
-      expect(d).toBeLessThan(6e-2);
+      expect(d).toBeLessThan(8e-2);
       expect(a[seqs[0]!.length - 1]).toBe(0); // target -1
     });
 
@@ -85,7 +90,7 @@ for (const [arch, over] of ARCHS) {
       g.zeroGrad();
     });
 
-    it('KV-cache decoding equals the full forward on the GPU (6e-2) and the CPU decoding (6e-2)', async () => {
+    it('KV-cache decoding equals the full forward on the GPU (8e-2) and the CPU decoding (8e-2)', async () => {
       const s = seqs[2]!;
       const V = cfg.vocabSize;
       const full = await g.forward({ tokens: Int32Array.from(s), targets: new Int32Array(s.length).fill(-1), cuSeqlens: Int32Array.from([0, s.length]) }, { logits: true });
@@ -97,8 +102,8 @@ for (const [arch, over] of ARCHS) {
         for (const x of row) mx = Math.max(mx, x);
         let z = 0;
         for (const x of row) z += Math.exp(x - mx);
-        expect(maxAbs(lg, Array.from(row, (x) => x - mx - Math.log(z)))).toBeLessThan(6e-2);
-        expect(maxAbs(lg, lc)).toBeLessThan(6e-2);
+        expect(maxAbs(lg, Array.from(row, (x) => x - mx - Math.log(z)))).toBeLessThan(8e-2);
+        expect(maxAbs(lg, lc)).toBeLessThan(8e-2);
         await g.extend(cg, [s[t + 1]!]);
         await cpu.extend(cc, [s[t + 1]!]);
       }
@@ -106,27 +111,29 @@ for (const [arch, over] of ARCHS) {
       cc.dispose();
     });
 
-    it('generation with forks: 16 forks of one prompt give exactly the tokens of an unforked cache, per seed', async () => {
+    // emulated: 6 forks of 12 tokens (the sharing of a partial block and the seeds stay)
+    const [nForks, nTok] = sized([16, 24], [6, 12]);
+    it(`generation with forks: ${nForks} forks of one prompt give exactly the tokens of an unforked cache, per seed`, async () => {
       const prompt = seqs[0]!.slice(0, 21); // not a multiple of the block size: the forks share a partial block
       const base = await g.cache(prompt);
-      const kids = Array.from({ length: 16 }, () => base.fork());
-      const gens = await g.generate(kids, { maxTokens: 24, temperature: 1, seed: 42 });
+      const kids = Array.from({ length: nForks }, () => base.fork());
+      const gens = await g.generate(kids, { maxTokens: nTok, temperature: 1, seed: 42 });
       for (let i = 0; i < kids.length; i++) {
-        expect(kids[i]!.length).toBe(prompt.length + 24);
+        expect(kids[i]!.length).toBe(prompt.length + nTok);
         expect(kids[i]!.tokens.slice(0, prompt.length)).toEqual(prompt);
       }
       // the parent is untouched by its children's appends
       expect(base.length).toBe(prompt.length);
       const alone = await g.cache(prompt);
-      const one = (await g.generate([alone], { maxTokens: 24, temperature: 1, seed: 42 }))[0]!;
+      const one = (await g.generate([alone], { maxTokens: nTok, temperature: 1, seed: 42 }))[0]!;
       const fk = base.fork();
-      const viaFork = (await g.generate([fk], { maxTokens: 24, temperature: 1, seed: 42 }))[0]!;
+      const viaFork = (await g.generate([fk], { maxTokens: nTok, temperature: 1, seed: 42 }))[0]!;
       expect(viaFork.tokens).toEqual(one.tokens);
       // greedy continuations of the forks all agree (same prefix, temperature 0)
       const greedy = await g.generate([base.fork(), base.fork(), base.fork()], { maxTokens: 10, temperature: 0 });
       expect(greedy[1]!.tokens).toEqual(greedy[0]!.tokens);
       expect(greedy[2]!.tokens).toEqual(greedy[0]!.tokens);
-      expect(gens.every((x) => x.tokens.length === 24)).toBe(true);
+      expect(gens.every((x) => x.tokens.length === nTok)).toBe(true);
       for (const k of kids) k.dispose();
       base.dispose();
       alone.dispose();

@@ -8,7 +8,7 @@ import { loadNative } from '../../src/engine/native.js';
 import { toFloat32, type NativeTensor } from '../../src/engine/tensor.js';
 import { opTable, randn, randint, rng, type Ctx } from '../native/op-table.js';
 import * as R from '../reference/ops64.js';
-import { agreement, gpuStatus, maxAbs } from './helpers.js';
+import { agreement, gpuStatus, maxAbs, sized } from './helpers.js';
 
 const gpu = gpuStatus();
 const skip = !gpu.ok;
@@ -47,11 +47,16 @@ describe(`op table on CUDA (bf16 activations)${why}`, () => {
 describe(`CUDA vs CPU engine on model shapes${why}`, () => {
   // attention at the head dims of real models, packed long sequences. Inputs are the
   // same bf16 values on both engines; the CPU computes in f32.
-  for (const [name, cu, Hq, Hkv, D] of [
+  // emulated: the same head dims, GQA and packing at shorter lengths (several tiles each)
+  for (const [name, cu, Hq, Hkv, D] of sized([
     ['D64 GQA 7 (Qwen2.5-0.5B), packed 1/300/511/700', [0, 1, 301, 812, 1512], 14, 2, 64],
     ['D128 GQA 4, T 1100', [0, 1100], 8, 2, 128],
     ['D80 (padded to 128) GQA 1, packed 65/64/63', [0, 65, 129, 192], 2, 2, 80],
-  ] as Array<[string, number[], number, number, number]>) {
+  ], [
+    ['D64 GQA 7 (Qwen2.5-0.5B), packed 1/100/131/70', [0, 1, 101, 232, 302], 14, 2, 64],
+    ['D128 GQA 4, T 200', [0, 200], 8, 2, 128],
+    ['D80 (padded to 128) GQA 1, packed 65/64/63', [0, 65, 129, 192], 2, 2, 80],
+  ]) as Array<[string, number[], number, number, number]>) {
     it.skipIf(skip)(`attention forward+backward ${name}: out/lse within 2e-2, gradients cosine >= 0.999 and norm within 2%`, async () => {
       const T = cu[cu.length - 1]!;
       const r = rng(T + D);
@@ -76,8 +81,9 @@ describe(`CUDA vs CPU engine on model shapes${why}`, () => {
     });
   }
 
-  it.skipIf(skip)('fused log-prob at V 151936 (Qwen vocabulary), N 300, H 896, chunked: logprob within 5e-2, gradients cosine >= 0.999', async () => {
-    const N = 300, H = 896, V = 151936;
+  // emulated: N 40, H 128, V 10007 (the chunking over rows and the odd V stay)
+  it.skipIf(skip)(`fused log-prob at V ${sized('151936 (Qwen vocabulary), N 300, H 896', '10007, N 40, H 128')}, chunked: logprob within 5e-2, gradients cosine >= 0.999`, async () => {
+    const [N, H, V] = sized([300, 896, 151936], [40, 128, 10007]);
     const r = rng(5);
     const hv = bf16Round(randn(r, N * H)), wv = bf16Round(uniformF32(r, V * H, 0.05));
     const targets = randint(r, N, 0, V);
@@ -148,20 +154,38 @@ describe(`CUDA vs CPU engine on model shapes${why}`, () => {
     }
   });
 
-  it.skipIf(skip)('GEMM at model shapes (bf16 in, f32 out) against the CPU f32 GEMM of the same values: relative error <= 1e-2', async () => {
-    for (const [M, N, K, ta, tb] of [
+  // The product comes back in bf16 on CUDA (the binding takes C in the activation dtype), so
+  // the contract is the CPU's f32 product rounded to bf16: within half a bf16 ulp of it, plus
+  // 1e-3 for f32 accumulation order. (The former bound, max error / sqrt(K) <= 1e-2, cannot
+  // hold for a bf16 C: rounding alone gives 0.016-0.029 at these shapes, computed from the
+  // CPU product; found on the emulator.)
+  it.skipIf(skip)('GEMM at model shapes (bf16 in, bf16 out, f32 accumulation) against the CPU f32 GEMM of the same values: within half a bf16 ulp', async () => {
+    // emulated: the same transposes and odd edges at a fraction of the size
+    for (const [M, N, K, ta, tb] of sized([
       [2048, 896, 896, false, true],
       [896, 896, 2048, true, false],
       [129, 4864, 897, false, false],
       [1, 151, 64, false, true],
-    ] as Array<[number, number, number, boolean, boolean]>) {
+    ], [
+      [256, 136, 96, false, true],
+      [96, 136, 256, true, false],
+      [129, 200, 97, false, false],
+      [1, 151, 64, false, true],
+    ]) as Array<[number, number, number, boolean, boolean]>) {
       const r = rng(M + N + K);
       const av = bf16Round(randn(r, M * K)), bv = bf16Round(randn(r, K * N));
       const g = await native.ops.gemm({ a: on('cuda:0', av, ta ? [K, M] : [M, K], 'bf16'), b: on('cuda:0', bv, tb ? [N, K] : [K, N], 'bf16'), transA: ta, transB: tb });
       const c = await native.ops.gemm({ a: on('cpu', av, ta ? [K, M] : [M, K], 'f32'), b: on('cpu', bv, tb ? [N, K] : [K, N], 'f32'), transA: ta, transB: tb });
+      expect(g.c.dtype).toBe('bf16');
       const gv = f32(g.c), cv = f32(c.c);
-      const scale = Math.sqrt(K);
-      expect(maxAbs(gv, cv) / scale, `gemm ${M}x${N}x${K}`).toBeLessThan(1e-2);
+      let worst = -Infinity, at = 0;
+      for (let i = 0; i < cv.length; i++) {
+        const x = Math.abs(cv[i]!);
+        const halfUlp = x === 0 ? 0 : 2 ** (Math.floor(Math.log2(x)) - 8); // bf16: 8 significant bits
+        const over = Math.abs(gv[i]! - cv[i]!) - (halfUlp + 1e-3);
+        if (over > worst) [worst, at] = [over, i];
+      }
+      expect(worst, `gemm ${M}x${N}x${K}: element ${at} is ${gv[at]}, the f32 product ${cv[at]}`).toBeLessThanOrEqual(0);
     }
   });
 });
@@ -179,7 +203,7 @@ describe(`sampling on CUDA${why}`, () => {
   });
 
   it.skipIf(skip)('temperature / top-k / top-p: tokens lie in the candidate set and log-probabilities agree with a float64 reference', async () => {
-    const V = 1000, B = 64;
+    const V = 1000, B = sized(64, 16);
     const r = rng(9);
     const row = randn(r, V, 2);
     const lg = new Float32Array(B * V);
@@ -214,7 +238,7 @@ describe(`sampling on CUDA${why}`, () => {
   });
 
   it.skipIf(skip)('the same seed and counters draw the CPU engine\'s tokens (same hash, same candidate order) in >= 95% of rows per mode', async () => {
-    const B = 200, V = 3000;
+    const [B, V] = sized([200, 3000], [40, 1000]);
     const lg = Float32Array.from(randn(rng(17), B * V, 2));
     const counters = Array.from({ length: B }, (_, i) => 1000 + i);
     for (const [temperature, topK, topP] of [[1, 0, 1], [0.8, 40, 1], [1, 0, 0.9], [1.2, 100, 0.7]] as Array<[number, number, number]>) {
