@@ -187,7 +187,8 @@ async function llamaSide(
   c: ModelConfig,
   w: Workloads,
   threads: number,
-): Promise<{ perSequence: number; restored: number; decode: number; lp0: number; backend: string }> {
+  runPerSequence: boolean,
+): Promise<{ perSequence: number | null; restored: number; decode: number; lp0: number; backend: string }> {
   const llama = await nlc.getLlama({ gpu: false, build: 'never', maxThreads: threads, logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
   const model = await llama.loadModel({ modelPath: gguf, gpuLayers: 0 });
   const stateDir = mkdtempSync(join(tmpdir(), 'itool-bench-llama-state-'));
@@ -212,17 +213,19 @@ async function llamaSide(
     };
     const B = w.tree.branches, per = w.tree.promptTokens + w.tree.newTokens + 16;
     const ctx = await model.createContext({ sequences: B, contextSize: per, threads: { ideal: threads, min: threads } });
-    let perSequence: number, restored: number;
+    let perSequence: number | null = null, restored: number;
     try {
       const seqs = Array.from({ length: B }, () => ctx.getSequence());
       // warm-up
       await take(seqs[0]!, prompt.slice(0, 8), 2, 9);
       await seqs[0]!.clearHistory();
-      const t0 = performance.now();
-      const got = await Promise.all(seqs.map((s, i) => take(s, prompt, w.tree.newTokens, 100 + i)));
-      perSequence = (performance.now() - t0) / 1000;
-      if (got.some((k) => k !== w.tree.newTokens)) throw new Error('llama.cpp: a sequence stopped early');
-      for (const s of seqs) await s.clearHistory();
+      if (runPerSequence) {
+        const t0 = performance.now();
+        const got = await Promise.all(seqs.map((s, i) => take(s, prompt, w.tree.newTokens, 100 + i)));
+        perSequence = (performance.now() - t0) / 1000;
+        if (got.some((k) => k !== w.tree.newTokens)) throw new Error('llama.cpp: a sequence stopped early');
+        for (const s of seqs) await s.clearHistory();
+      }
       const t1 = performance.now();
       // the prompt but its last token, saved once and loaded into every other sequence; each
       // sequence then evaluates the last prompt token and samples from there
@@ -257,7 +260,7 @@ async function llamaSide(
 }
 
 function parseArgs(argv: string[]) {
-  const o = { json: false, quick: false, shapes: ['small', 'qwen2.5-0.5b'], dtype: 'f32' };
+  const o = { json: false, quick: false, shapes: ['small', 'qwen2.5-0.5b'], dtype: 'f32', perSequence: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') o.json = true;
@@ -274,8 +277,9 @@ function parseArgs(argv: string[]) {
       const v = argv[++i] ?? '';
       if (!['f32', 'f16', 'bf16'].includes(v)) throw new Error(`bench generate --compare llama.cpp: --dtype '${v}' (known: f32, f16, bf16)`);
       o.dtype = v;
-    } else if (a === '--help' || a === '-h') {
-      process.stdout.write('itool bench generate --compare llama.cpp [--json] [--quick] [--shape small|qwen2.5-0.5b|all] [--dtype f32|f16|bf16]\n');
+    } else if (a === '--no-prefill-per-sequence') o.perSequence = false;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('itool bench generate --compare llama.cpp [--json] [--quick] [--shape small|qwen2.5-0.5b|all] [--dtype f32|f16|bf16] [--no-prefill-per-sequence]\n');
       process.exit(0);
     } else throw new Error(`bench generate --compare llama.cpp: unknown option ${a}`);
   }
@@ -339,7 +343,7 @@ export async function main(argv: string[]): Promise<void> {
       await exportGguf({ model: dir, out: gguf, dtype: o.dtype });
       const it = await itoolSide(dir, s.config, w);
       const itLoad = loadavg()[0]!;
-      const lc = await llamaSide(nlc, gguf, s.config, w, threads);
+      const lc = await llamaSide(nlc, gguf, s.config, w, threads, o.perSequence);
       const lcLoad = loadavg()[0]!;
       const d = Math.abs(it.lp0 - lc.lp0);
       const tol = o.dtype === 'f32' ? 1e-4 : 5e-2;
@@ -352,14 +356,21 @@ export async function main(argv: string[]): Promise<void> {
       const treeTok = T.branches * T.newTokens;
       const base = { shape: s.name, threads };
       const itTree: LlamaCompareRow = { ...base, workload: 'tree', engine: 'itool', how: 'prompt prefilled once, KV cache forked', dtype: 'f32', branches: T.branches, promptTokens: T.promptTokens, newTokens: T.newTokens, seconds: it.tree, tokensPerSecond: treeTok / it.tree, boundTokensPerSecond: (T.branches * bw) / wbF32, load1: itLoad };
-      const lcTree1: LlamaCompareRow = { ...base, workload: 'tree', engine: 'llama.cpp', how: `prefill per sequence (${T.branches} sequences)`, dtype: o.dtype, branches: T.branches, promptTokens: T.promptTokens, newTokens: T.newTokens, seconds: lc.perSequence, tokensPerSecond: treeTok / lc.perSequence, boundTokensPerSecond: (T.branches * bw) / wbGguf, load1: lcLoad };
-      const lcTree2: LlamaCompareRow = { ...lcTree1, how: 'prefill once, sequence state restored', seconds: lc.restored, tokensPerSecond: treeTok / lc.restored };
-      lcTree1.itoolOver = itTree.tokensPerSecond / lcTree1.tokensPerSecond;
+      const lcTree2: LlamaCompareRow = { ...base, workload: 'tree', engine: 'llama.cpp', how: 'prefill once, sequence state restored', dtype: o.dtype, branches: T.branches, promptTokens: T.promptTokens, newTokens: T.newTokens, seconds: lc.restored, tokensPerSecond: treeTok / lc.restored, boundTokensPerSecond: (T.branches * bw) / wbGguf, load1: lcLoad };
       lcTree2.itoolOver = itTree.tokensPerSecond / lcTree2.tokensPerSecond;
+      const lcTree1: LlamaCompareRow[] = [];
+      if (lc.perSequence !== null) {
+        const r: LlamaCompareRow = { ...lcTree2, how: `prefill per sequence (${T.branches} sequences)`, seconds: lc.perSequence, tokensPerSecond: treeTok / lc.perSequence };
+        r.itoolOver = itTree.tokensPerSecond / r.tokensPerSecond;
+        lcTree1.push(r);
+      }
       const itDec: LlamaCompareRow = { ...base, workload: 'decode', engine: 'itool', how: 'one sequence, decode only', dtype: 'f32', branches: 1, promptTokens: D.promptTokens, newTokens: D.newTokens, seconds: it.decode, tokensPerSecond: D.newTokens / it.decode, boundTokensPerSecond: bw / wbF32, load1: itLoad };
       const lcDec: LlamaCompareRow = { ...itDec, engine: 'llama.cpp', dtype: o.dtype, seconds: lc.decode, tokensPerSecond: D.newTokens / lc.decode, boundTokensPerSecond: bw / wbGguf, load1: lcLoad };
       lcDec.itoolOver = itDec.tokensPerSecond / lcDec.tokensPerSecond;
-      rows.push(itTree, lcTree1, lcTree2, itDec, lcDec);
+      const shapeRows = [itTree, ...lcTree1, lcTree2, itDec, lcDec];
+      rows.push(...shapeRows);
+      // each shape's rows as soon as they are measured (a long run keeps what it finished)
+      process.stderr.write(formatRows(shapeRows) + '\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
