@@ -20,8 +20,8 @@ const why = !gpu.emulated
     : '';
 const skip = why !== '';
 
-function run(name: string): { out: string; status: number | null } {
-  const env: NodeJS.ProcessEnv = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:exitcode=86', UBSAN_OPTIONS: 'halt_on_error=1:exitcode=87' };
+function run(name: string, extra: NodeJS.ProcessEnv = {}): { out: string; status: number | null } {
+  const env: NodeJS.ProcessEnv = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1:exitcode=86', UBSAN_OPTIONS: 'halt_on_error=1:exitcode=87', ...extra };
   delete env.LD_PRELOAD; // the checks binary links the sanitizers itself
   const r = spawnSync(bin, [name], { env, encoding: 'utf8', timeout: 60_000 });
   return { out: `${r.stdout ?? ''}${r.stderr ?? ''}`, status: r.status };
@@ -95,6 +95,20 @@ describe(`CUDA emulator checks${skip ? ` (skipped: ${why})` : ''}`, () => {
   it.skipIf(skip)('a 16-byte vector load from a 4-byte aligned address', () => {
     sanitizer('misaligned_vector', /misaligned address 0x[0-9a-f]+ for type 'const struct uint4', which requires 16 byte alignment/, 'misaligned_vector_kernel', '(0,0,0)');
     clean('good_vector');
+  });
+  it.skipIf(skip)('a shared-memory race (a neighbour\'s entry read without __syncthreads) gives a result that depends on the thread order (ITOOL_CUDA_EMU_ORDER=reverse)', () => {
+    const sum = (name: string, order: string) => {
+      const r = run(name, { ITOOL_CUDA_EMU_ORDER: order });
+      expect(r.out, r.out).toContain('result: cudaSuccess');
+      const m = /checksum: (-?[\d.]+)/.exec(r.out);
+      expect(m, r.out).not.toBeNull();
+      return Number(m![1]);
+    };
+    expect(sum('race_missing_barrier', 'index')).not.toBe(sum('race_missing_barrier', 'reverse'));
+    // with the barrier: the same in both orders, and the value of the float64 formula
+    const want = Array.from({ length: 64 }, (_, i) => ((i + 1) % 64) * (i + 1)).reduce((a, b) => a + b, 0);
+    expect(sum('good_race', 'index')).toBe(want);
+    expect(sum('good_race', 'reverse')).toBe(want);
   });
   it.skipIf(skip)('launch limits: 1025 threads per block, grid y 65536', () => {
     const a = run('block_too_large');

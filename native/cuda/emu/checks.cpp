@@ -88,6 +88,13 @@ __global__ void misaligned_vector_kernel(const float* in, float* out, int offset
   const uint4 v = *reinterpret_cast<const uint4*>(in + offset + 4 * threadIdx.x);
   out[threadIdx.x] = static_cast<float>(v.x + v.y + v.z + v.w);
 }
+// ---- a shared-memory race: reads a neighbour's entry without the barrier (sync = 0)
+__global__ void missing_barrier_kernel(float* out, int sync) {
+  __shared__ float s[64];
+  s[threadIdx.x] = static_cast<float>(threadIdx.x);
+  if (sync) __syncthreads();
+  out[threadIdx.x] = s[(threadIdx.x + 1) % 64];
+}
 // ---- a kernel that is fine (for the launch-configuration cases)
 __global__ void plain_kernel(float* out, int n) {
   ITOOL_DYNAMIC_SMEM(float, s, 16);
@@ -167,6 +174,18 @@ int main(int argc, char** argv) {
     printf("attribute: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
     cudaGetLastError();
     ITOOL_LAUNCH(plain_kernel, 1, 32, 228 * 1024, nullptr)(buf, 32);
+  } else if (c == "race_missing_barrier" || c == "good_race") {
+    // the emulator runs threads in index order, or last first with ITOOL_CUDA_EMU_ORDER=reverse:
+    // a race shows as a checksum that depends on the order
+    cudaMemset(buf, 0, 64 * sizeof(float));
+    ITOOL_LAUNCH(missing_barrier_kernel, 1, 64, 0, nullptr)(buf, c == "good_race" ? 1 : 0);
+    report();
+    float h[64];
+    cudaMemcpy(h, buf, sizeof h, cudaMemcpyDeviceToHost);
+    double sum = 0;
+    for (int i = 0; i < 64; ++i) sum += h[i] * (i + 1);
+    printf("checksum: %.1f\n", sum);
+    return 0;
   } else {
     fprintf(stderr, "unknown case %s\n", c.c_str());
     return 2;

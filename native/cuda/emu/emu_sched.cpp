@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <sys/mman.h>
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +94,7 @@ struct Fiber {
   State st = kRunnable;
   Coords coords{};
   int lane = 0, warp = 0, index = 0;
+  int pos = 0;  // place in the block's run order
   const char* file = nullptr;  // where it waits
   int line = 0;
   // warp collective request / result
@@ -119,6 +121,7 @@ struct WarpState {
 struct Block {
   const char* kernel = nullptr;
   std::vector<Fiber*> threads;
+  std::vector<Fiber*> order;  // run order: thread index order, or reversed (ITOOL_CUDA_EMU_ORDER)
   std::vector<WarpState> warps;
   int n = 0, done = 0, at_bar = 0;
   const char* bar_file = nullptr;
@@ -213,9 +216,9 @@ void yield_to_scheduler(bool finished) {
   Block* b = g_s.blk;
   Fiber* next = nullptr;
   if (!b->aborted)
-    for (int j = f->index + 1; j < b->n; ++j)
-      if (b->threads[j]->st == kRunnable) {
-        next = b->threads[j];
+    for (int j = f->pos + 1; j < b->n; ++j)
+      if (b->order[j]->st == kRunnable) {
+        next = b->order[j];
         break;
       }
   void* to;
@@ -609,6 +612,17 @@ void launch(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem
   b.kernel = name;
   b.n = n;
   b.threads.assign(S.pool.begin(), S.pool.begin() + n);
+  // ITOOL_CUDA_EMU_ORDER=reverse runs the threads of a block (and the lanes of a warp) last
+  // first: a kernel whose result depends on the order of threads between two barriers or
+  // warp collectives (a shared-memory race, warp-synchronous code without __syncwarp) then
+  // gives a different result than in index order
+  static const bool reverse = [] {
+    const char* e = std::getenv("ITOOL_CUDA_EMU_ORDER");
+    return e && std::strcmp(e, "reverse") == 0;
+  }();
+  b.order.assign(b.threads.begin(), b.threads.end());
+  if (reverse) std::reverse(b.order.begin(), b.order.end());
+  for (int i = 0; i < n; ++i) b.order[i]->pos = i;
   b.warps.assign((n + 31) / 32, WarpState{});
   for (int i = 0; i < n; ++i) b.warps[i / 32].exists |= 1u << (i % 32);
   b.smem_bytes = smem;
@@ -646,9 +660,9 @@ void launch(const char* name, const void* fn, dim3 grid, dim3 block, size_t smem
           // one pass: the first runnable fiber runs, and each hands on to the next
           S.progress = false;
           for (int i = 0; i < n; ++i)
-            if (b.threads[i]->st == kRunnable) {
+            if (b.order[i]->st == kRunnable) {
               S.progress = true;
-              run_fiber(b.threads[i]);
+              run_fiber(b.order[i]);
               break;
             }
           if (b.aborted || b.done == n) break;
