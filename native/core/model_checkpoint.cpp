@@ -1,4 +1,5 @@
 // The model's weights in and out: random initialisation, Hugging Face checkpoints, training state.
+#include <sys/mman.h>
 #include "model_internal.h"
 
 namespace itool {
@@ -68,6 +69,14 @@ void Model::load_checkpoint(const std::vector<std::string>& files) {
   for (auto& p : base_.params) src.push_back(ck.need(p.name, p.shape));
   // the weights in layout order; the padding after each tensor (to 64-byte starts) is zeroed
   const bool host = be_->device().kind == DeviceKind::CPU;
+  if (host) {
+    // the weights are written once, front to back: transparent huge pages where the kernel offers
+    // them on request (a 0.5B model faults in 1,000 pages instead of 500,000)
+    const uintptr_t huge = uintptr_t(1) << 21;
+    uintptr_t b = (uintptr_t(base_.master.p()) + huge - 1) / huge * huge;
+    uintptr_t e = (uintptr_t(base_.master.p()) + size_t(base_.numel) * 4) / huge * huge;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+  }
   std::vector<float> stage;
   for (size_t i = 0; i < base_.params.size(); ++i) {
     const ParamInfo& p = base_.params[i];
