@@ -16,6 +16,8 @@ import { scorePerplexity } from '../train/perplexity.js';
 import { trainPreference } from '../train/preference.js';
 import { trainSft } from '../train/sft.js';
 import type { StepMetrics } from '../train/report.js';
+import type { TrainHooks } from '../train/loop.js';
+import { InterruptedError } from '../train/cli.js';
 import type { PhaseTrainResult, PipelineEnv, TrainPoint } from './env.js';
 
 export interface RealEnvOptions {
@@ -37,6 +39,33 @@ export interface RealEnvOptions {
   lora?: { options: LoraOptions; merge: boolean; seed: number } | null;
   /** dtype of the full models saved (not adapters); f32 */
   dtype?: 'f32' | 'bf16';
+  /**
+   * SIGINT/SIGTERM: asked after every training step (true: the trainer writes a checkpoint and
+   * the run stops with an InterruptedError); `training` is told when a trainer runs
+   */
+  interrupt?: { signal(): NodeJS.Signals | null; training(on: boolean): void };
+}
+
+async function interruptibly<R extends { stopped: boolean; steps: number; totalSteps: number; phase: string; checkpoint: { dir: string } | null }>(
+  o: RealEnvOptions,
+  run: (hooks: TrainHooks) => Promise<R>,
+  onStep: (m: StepMetrics) => void,
+): Promise<R> {
+  const it = o.interrupt;
+  it?.training(true);
+  let r: R;
+  try {
+    r = await run({ onStep, shouldStop: () => it?.signal() != null });
+  } finally {
+    it?.training(false);
+  }
+  const sig = it?.signal();
+  if (r.stopped && sig)
+    throw new InterruptedError(
+      `stopped by ${sig} in phase ${r.phase} after step ${r.steps} of ${r.totalSteps}: wrote checkpoint ${r.checkpoint?.dir ?? '(none)'}; run the same command again to resume`,
+      sig === 'SIGINT' ? 130 : 143,
+    );
+  return r;
 }
 
 interface AdapterState {
@@ -162,13 +191,13 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
       async sft(model, samples, opts) {
         await beforeTraining(model);
         const pts: TrainPoint[] = [];
-        const r = await trainSft(model, samples, renderIds, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
+        const r = await interruptibly(o, (hooks) => trainSft(model, samples, renderIds, { ...opts, progress: o.progress }, hooks), (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }));
         return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
       },
       async prefer(model, pairs, opts) {
         await beforeTraining(model);
         const pts: TrainPoint[] = [];
-        const r = await trainPreference(model, pairs, { ...opts, progress: o.progress }, { onStep: (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }) });
+        const r = await interruptibly(o, (hooks) => trainPreference(model, pairs, { ...opts, progress: o.progress }, hooks), (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }));
         return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
       },
       async perplexity(model, samples) {

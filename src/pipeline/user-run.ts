@@ -13,7 +13,7 @@ import { loadTokenizer } from '../text/tokenizer.js';
 import { checkConfig, DEFAULT_PIPELINE, loadConfigFile, mergeConfig, type PipelineConfig } from './config.js';
 import { checkKeys, checkTrainerSections } from './config-schema.js';
 import { runPipeline, type PipelineResult } from './pipeline.js';
-import { realEnv } from './real-env.js';
+import { realEnv, type RealEnvOptions } from './real-env.js';
 import { writeAtomic } from './state.js';
 
 export interface UserRunOptions {
@@ -33,6 +33,8 @@ export interface UserRunOptions {
   progress?: boolean;
   log?: (line: string) => void;
   title?: string;
+  /** SIGINT/SIGTERM handling of the trainers (see real-env.ts) */
+  interrupt?: RealEnvOptions['interrupt'];
 }
 
 /** deterministic shuffle (xorshift32 on the seed) */
@@ -148,6 +150,7 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed } : null,
     dtype: config.dtype,
     perplexityBatchTokens: config.scoreBatchTokens,
+    interrupt: o.interrupt,
     progress: o.progress,
     log,
   });

@@ -146,9 +146,14 @@ export class InterruptedError extends Error {
  * a checkpoint (atomically) and stops; a second ends the process at once (no checkpoint is ever
  * half-written: they are committed by a rename).
  */
-function interruptible(what: string): { hooks: TrainHooks; signal(): NodeJS.Signals | null; dispose(): void } {
+export function interruptible(what: string, training: () => boolean = () => true): { hooks: TrainHooks; signal(): NodeJS.Signals | null; dispose(): void } {
   let got: NodeJS.Signals | null = null;
   const on = (sig: NodeJS.Signals) => {
+    if (!got && !training()) {
+      // outside a trainer (search, evaluation): nothing to checkpoint, finished phases are recorded
+      process.stderr.write(`\n${what}: ${sig} outside a training phase: stopping now; the phases recorded in state.json are kept, run the same command again to go on\n`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
     if (got) {
       process.stderr.write(`\n${what}: second ${sig}: stopping now, without a checkpoint of the step in flight\n`);
       process.exit(sig === 'SIGINT' ? 130 : 143);

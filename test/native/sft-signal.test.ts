@@ -2,7 +2,7 @@
 // exit code is 130; `--resume` says what it resumes from and ends bitwise equal to an
 // uninterrupted run; `--resume` with nothing to resume is refused. Runs bin/itool.js (dist/).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,41 @@ describe('itool sft and SIGINT', () => {
     const a = readFileSync(join(whole, 'model', 'model.safetensors'));
     const b = readFileSync(join(cut, 'model', 'model.safetensors'));
     expect(b.equals(a)).toBe(true);
+  }, 600_000);
+
+  it('itool train: SIGINT in the warm-up checkpoints and exits 130; running it again resumes the phase', async () => {
+    const out = join(root, 'train');
+    const cfg = join(root, 'train.json');
+    writeFileSync(cfg, JSON.stringify({ iterations: 0, sft: { lr: 0.003, epochs: 12, maxSteps: 60, batchTokens: 400, saveEvery: 0 }, eval: { maxTokens: 4, batchSize: 4, maxSamples: 2 } }));
+    const targs = ['train', '--model', modelDir, '--data', dataFile, '--out', out, '--config', cfg, '--device', 'cpu', '--no-progress'];
+    const r1 = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
+      const p = spawn(process.execPath, [bin, ...targs], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      let sent = false;
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const poll = setInterval(() => {
+        if (!sent && steps(join(out, 'warmup')) >= 3) {
+          sent = true;
+          p.kill('SIGINT');
+        }
+      }, 5);
+      p.on('error', reject);
+      p.on('close', (code) => {
+        clearInterval(poll);
+        resolve({ code, err });
+      });
+    });
+    expect(r1.code, r1.err).toBe(130);
+    const m = /stopped by SIGINT in phase warmup after step (\d+) of 60: wrote checkpoint (\S+warmup\/checkpoints\/ckpt-\d+); run the same command again to resume/.exec(r1.err);
+    expect(m, r1.err).not.toBeNull();
+    expect(existsSync(join(m![2]!, 'state.json'))).toBe(true);
+    const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as { phases: Array<{ name: string }> };
+    expect(state.phases.map((p) => p.name)).not.toContain('warmup');
+    const r2 = spawnSync(process.execPath, [bin, ...targs], { encoding: 'utf8', timeout: 300_000 });
+    expect(r2.status, r2.stderr).toBe(0);
+    // the warm-up went on from the checkpoint: every step once in its metrics
+    const lines = readFileSync(join(out, 'warmup', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(lines).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   }, 600_000);
 
   it('--resume with no checkpoint is refused', () => {

@@ -3,6 +3,7 @@ import { loadModel } from '../../engine/model.js';
 import type { DeviceRequest } from '../../engine/engine.js';
 import { runOnUserData } from '../../pipeline/user-run.js';
 import { configReferenceText } from '../../pipeline/config-schema.js';
+import { InterruptedError, interruptible } from '../../train/cli.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface LoopFlags {
@@ -107,9 +108,12 @@ export function register(program: Command): void {
         process.exit(0);
       }),
   ).action(async (opts: LoopFlags & { model: string; data: string[]; out: string }) => {
+    let training = false;
+    const sig = interruptible('itool train', () => training);
     try {
       const device = opts.device as DeviceRequest;
       const { table, result } = await runOnUserData({
+        interrupt: { signal: () => sig.signal(), training: (on) => void (training = on) },
         modelDir: opts.model,
         dataFiles: opts.data,
         evalFiles: opts.eval ?? [],
@@ -125,7 +129,9 @@ export function register(program: Command): void {
       process.stdout.write(table);
       process.stdout.write(`\nrun directory: ${result.runDir} (results.json, report.html, iteration-*/pairs.jsonl)\n`);
     } catch (e) {
-      fail('train', e);
+      fail('train', e, e instanceof InterruptedError ? e.exitCode : 1);
+    } finally {
+      sig.dispose();
     }
   });
 }
