@@ -94,6 +94,17 @@ export function iterationPairCounts(iterationDir: string): PairCounts {
   return pairCounts(parsePairsJsonl(readFileSync(file, 'utf8'), file));
 }
 
+/**
+ * The model directory a finished phase recorded (warmup, iteration-N/optimize, baseline/train):
+ * an iteration without pairs records the model it started from rather than a copy of it.
+ */
+export function phaseModel(runDir: string, phase: string): string {
+  const s = readJson<{ phases: Array<{ name: string; result: { model?: string } | null }> }>(join(runDir, 'state.json'));
+  const m = s.phases.find((p) => p.name === phase)?.result?.model;
+  if (!m) throw new Error(`${join(runDir, 'state.json')}: phase '${phase}' recorded no model directory`);
+  return m;
+}
+
 /** seconds of every finished phase of a run directory, in the order they finished */
 export function phaseSeconds(runDir: string): Record<string, number> {
   const s = readJson<{ phases: Array<{ name: string; seconds: number }> }>(join(runDir, 'state.json'));

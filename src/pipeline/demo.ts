@@ -17,7 +17,7 @@ import { DEFAULT_PIPELINE, mergeConfig, type PipelineConfig } from './config.js'
 import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
 import { claimDemoDir, DEMO_VERSION } from './demo-dir.js';
-import { iterationPairCounts, measureArm, measureTables, phaseSeconds, type ArmMeasures } from './demo-measures.js';
+import { iterationPairCounts, measureArm, measureTables, phaseModel, phaseSeconds, type ArmMeasures } from './demo-measures.js';
 import type { CopyTable, PairCounts, RateTable } from './metrics.js';
 import { fnv1a, writeAtomic } from './state.js';
 
@@ -317,9 +317,9 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const settings = { k, temperature, maxTokens: config.eval.maxTokens, batchRows: Math.max(k, config.eval.batchSize * 4), seed: o.seed * 7919 + 17 };
   const evalSamples = config.eval.maxSamples > 0 ? test.slice(0, config.eval.maxSamples) : test;
   const armDirs = [
-    { label: 'warm-up', evalDir: join(runDir, 'eval-0'), modelDir: join(runDir, 'warmup', 'model') },
-    ...res.itool.iterations.map((it) => ({ label: `iTool it ${it.iteration}`, evalDir: join(runDir, `iteration-${it.iteration}`, 'evaluate'), modelDir: join(runDir, `iteration-${it.iteration}`, 'model') })),
-    { label: 'SFT baseline', evalDir: join(runDir, 'baseline', 'evaluate'), modelDir: join(runDir, 'baseline', 'model') },
+    { label: 'warm-up', evalDir: join(runDir, 'eval-0'), modelDir: phaseModel(runDir, 'warmup') },
+    ...res.itool.iterations.map((it) => ({ label: `iTool it ${it.iteration}`, evalDir: join(runDir, `iteration-${it.iteration}`, 'evaluate'), modelDir: phaseModel(runDir, `iteration-${it.iteration}/optimize`) })),
+    { label: 'SFT baseline', evalDir: join(runDir, 'baseline', 'evaluate'), modelDir: phaseModel(runDir, 'baseline/train') },
   ];
   const t2 = performance.now();
   log(`measures: pass@${k} at temperature ${temperature} and copy rate of ${armDirs.length} models`);

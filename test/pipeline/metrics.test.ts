@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Sample } from '../../src/data/sample.js';
 import { claimDemoDir, parseSeeds } from '../../src/pipeline/demo-dir.js';
 import { spread, summarizeSeeds } from '../../src/pipeline/demo-seeds.js';
+import { phaseModel } from '../../src/pipeline/demo-measures.js';
 import type { DemoResults } from '../../src/pipeline/demo.js';
 import { argumentValues, copyRateTable, occursIn, pairCounts, pairKind, passAtK, passAtKTable } from '../../src/pipeline/metrics.js';
 
@@ -241,5 +242,25 @@ describe('summarizeSeeds', () => {
     expect(s.phases.total.values).toEqual([101, 102]);
     expect(s.text).toContain('parallel + parallel_multiple +15.0');
     expect(s.text).toMatch(/simple\s+60\.0 ± 14\.1/);
+  });
+});
+
+describe('phaseModel', () => {
+  it('reads the model a phase recorded: an iteration without pairs records the model it started from', () => {
+    const root = mkdtempSync(join(tmpdir(), 'itool-demo-state-'));
+    try {
+      const phases = [
+        { name: 'warmup', seconds: 1, result: { model: '/r/warmup/model' } },
+        { name: 'iteration-1/optimize', seconds: 1, result: { steps: 0, model: '/r/warmup/model' } },
+        { name: 'eval-0', seconds: 1, result: { tokens: 3 } },
+      ];
+      writeFileSync(join(root, 'state.json'), JSON.stringify({ version: 1, fingerprint: 'x', phases, model: null }));
+      expect(phaseModel(root, 'warmup')).toBe('/r/warmup/model');
+      expect(phaseModel(root, 'iteration-1/optimize')).toBe('/r/warmup/model');
+      expect(() => phaseModel(root, 'eval-0')).toThrow(/phase 'eval-0' recorded no model directory/);
+      expect(() => phaseModel(root, 'baseline/train')).toThrow(/phase 'baseline\/train' recorded no model/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
