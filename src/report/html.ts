@@ -251,7 +251,7 @@ function categoryTable(evals: ReportEvaluation[]): string {
 }
 
 export function categoryNames(evals: ReportEvaluation[]): string[] {
-  const order = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'multi_turn'];
+  const order = ['simple', 'multiple', 'parallel', 'parallel_multiple', 'irrelevance', 'reply', 'multi_turn'];
   const set = new Set<string>();
   for (const e of evals) for (const c of Object.keys(e.categories)) set.add(c);
   return [...set].sort((a, b) => {

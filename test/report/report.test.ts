@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { escapeHtml, renderReport, type ReportData } from '../../src/report/html.js';
+import { BUCKETS } from '../../src/data/buckets.js';
+import { categoryNames, escapeHtml, renderReport, type ReportData } from '../../src/report/html.js';
 
 export function fakeReport(): ReportData {
   const leaf = (id: number, depth: number, text: string, value: number) => ({ id, depth, text, tokens: 3, prior: 0.4, visits: 1, value, terminal: false, children: [] });
@@ -44,6 +45,12 @@ describe('report.html', () => {
   it('handles empty data without throwing', () => {
     const html = renderReport({ title: 't', curves: [{ phase: 'x', points: [] }], evaluations: [], iterations: [] });
     expect(html).toContain('no optimizer steps in this phase');
+  });
+
+  it('orders the categories as the difficulty buckets (reply, text after a tool result, before multi_turn), unknown ones after', () => {
+    const cats = (names: string[]) => ({ label: 'x', series: 'warmup', categories: Object.fromEntries(names.map((n) => [n, { correct: 0, total: 1, accuracy: 0 }])) });
+    const shuffled = ['multi_turn', 'zeta', 'reply', 'simple', 'irrelevance', 'parallel_multiple', 'multiple', 'parallel'];
+    expect(categoryNames([cats(shuffled.slice(0, 4)), cats(shuffled.slice(4))] as ReportData['evaluations'])).toEqual([...BUCKETS, 'zeta']);
   });
 
   it('escapes all five HTML specials', () => {
