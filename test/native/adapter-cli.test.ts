@@ -4,8 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveSamples } from '../../src/data/formats.js';
 import { synthesize } from '../../src/data/synth.js';
 import { tinyConfig } from '../../src/engine/config.js';
@@ -14,6 +13,7 @@ import { adapterChain } from '../../src/engine/adapter.js';
 import { readSafetensors } from '../../src/engine/safetensors.js';
 import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
 import { loadTokenizer } from '../../src/text/index.js';
+import { itool } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-adapter-cli-'));
 const base = join(root, 'base');
@@ -41,24 +41,6 @@ beforeAll(async () => {
   await a.saveAdapter(adapter);
   a.dispose();
 });
-
-async function itool(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await buildProgram().exitOverride().parseAsync(['node', 'itool', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
-  return { out, err, code };
-}
 
 const ids = '5,17,40,3,99,12,7,64,2,31';
 async function score(...args: string[]): Promise<number[]> {

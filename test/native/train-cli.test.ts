@@ -3,14 +3,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveSamples } from '../../src/data/formats.js';
 import { synthesize } from '../../src/data/synth.js';
 import { tinyConfig } from '../../src/engine/config.js';
 import { createModel } from '../../src/engine/model.js';
 import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
 import { loadTokenizer } from '../../src/text/index.js';
+import { itool } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-train-cli-'));
 const modelDir = join(root, 'model');
@@ -29,24 +29,6 @@ beforeAll(async () => {
   await m.save(modelDir);
   m.dispose();
 });
-
-async function itool(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await buildProgram().exitOverride().parseAsync(['node', 'itool', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
-  return { out, err, code };
-}
 
 function metrics(dir: string): Array<Record<string, number | string | boolean>> {
   return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);

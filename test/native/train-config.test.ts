@@ -5,8 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildProgram } from '../../src/cli/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveSamples } from '../../src/data/formats.js';
 import { synthesize } from '../../src/data/synth.js';
 import { tinyConfig } from '../../src/engine/config.js';
@@ -16,6 +15,7 @@ import { loadTokenizer } from '../../src/text/index.js';
 import { configReference } from '../../src/pipeline/config-schema.js';
 import { resolveConfig } from '../../src/pipeline/user-run.js';
 import { repoRoot } from '../helpers/native.js';
+import { itool } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-train-config-'));
 const modelDir = join(root, 'model');
@@ -45,24 +45,6 @@ beforeAll(async () => {
   writeFileSync(join(brokenModel, 'model.safetensors'), 'not a safetensors file');
   writeFileSync(small, JSON.stringify(SMALL));
 });
-
-async function itool(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  const before = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await buildProgram().exitOverride().parseAsync(['node', 'itool', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
-  return { out, err, code };
-}
 
 function refused(name: string, config: unknown, flags: string[] = []) {
   const cfg = join(root, `${name}.json`);
