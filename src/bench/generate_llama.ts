@@ -260,7 +260,7 @@ async function llamaSide(
 }
 
 function parseArgs(argv: string[]) {
-  const o = { json: false, quick: false, shapes: ['small', 'qwen2.5-0.5b'], dtype: 'f32', perSequence: true };
+  const o = { json: false, quick: false, shapes: ['small', 'qwen2.5-0.5b'], dtype: 'f32', perSequence: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') o.json = true;
@@ -277,9 +277,10 @@ function parseArgs(argv: string[]) {
       const v = argv[++i] ?? '';
       if (!['f32', 'f16', 'bf16'].includes(v)) throw new Error(`bench generate --compare llama.cpp: --dtype '${v}' (known: f32, f16, bf16)`);
       o.dtype = v;
-    } else if (a === '--no-prefill-per-sequence') o.perSequence = false;
+    } else if (a === '--prefill-per-sequence') o.perSequence = true;
+    else if (a === '--no-prefill-per-sequence') o.perSequence = false;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('itool bench generate --compare llama.cpp [--json] [--quick] [--shape small|qwen2.5-0.5b|all] [--dtype f32|f16|bf16] [--no-prefill-per-sequence]\n');
+      process.stdout.write('itool bench generate --compare llama.cpp [--json] [--quick] [--shape small|qwen2.5-0.5b|all] [--dtype f32|f16|bf16] [--prefill-per-sequence]\n');
       process.exit(0);
     } else throw new Error(`bench generate --compare llama.cpp: unknown option ${a}`);
   }

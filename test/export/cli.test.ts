@@ -39,8 +39,8 @@ describe('itool export gguf', () => {
 });
 
 describe.skipIf(skipReason !== null)(`itool bench generate --compare llama.cpp${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('--quick --json: both engines on the same weights, every workload row with tokens/s, bound and load', () => {
-    const r = itool('bench', 'generate', '--compare', 'llama.cpp', '--quick', '--json');
+  it('--quick --json: both engines on the same weights, every workload row (both llama.cpp ways of the tree) with tokens/s, bound and load', () => {
+    const r = itool('bench', 'generate', '--compare', 'llama.cpp', '--quick', '--json', '--prefill-per-sequence');
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as { rows: Array<{ workload: string; engine: string; tokensPerSecond: number; boundTokensPerSecond: number; load1: number; itoolOver?: number }>; notes: string[] };
     expect(j.rows.map((x) => `${x.workload} ${x.engine}`)).toEqual(['tree itool', 'tree llama.cpp', 'tree llama.cpp', 'decode itool', 'decode llama.cpp']);
