@@ -2,19 +2,17 @@
 // text answer expects no call. Conversations with a final text reply after a tool result, in
 // the three formats users bring them in: OpenAI messages, ShareGPT/ToolACE, xLAM (APIGen-MT's
 // function_call/observation turns).
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { fromOpenAI, fromShareGPT } from '../../src/data/formats.js';
 import { answersOf, isSplitAnswer, splitAnswers } from '../../src/data/answers.js';
 import type { Sample } from '../../src/data/sample.js';
 import { checkAnswer } from '../../src/toolcall/checker.js';
 import { reward } from '../../src/toolcall/reward.js';
 import { hasToolCall, selectHardest } from '../../src/pipeline/select.js';
-import { register } from '../../src/cli/commands/eval.js';
-import { register as registerData } from '../../src/cli/commands/data.js';
+import { itool } from '../helpers/cli.js';
 import { realEnv } from '../../src/pipeline/real-env.js';
 import { hermesTokenizer } from '../text/helpers.js';
 
@@ -150,27 +148,6 @@ describe('answers', () => {
 const tmp = mkdtempSync(join(tmpdir(), 'itool-answers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function run(reg: (p: Command) => void, args: string[]): Promise<{ out: string; err: string; code: number }> {
-  const program = new Command();
-  program.exitOverride();
-  reg(program);
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const prev = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'itool', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = prev;
-  return { out, err, code };
-}
-
 describe('itool eval and data stats on conversations with final text replies', () => {
   const data = join(tmp, 'conv.jsonl');
   writeFileSync(data, [openaiRow, toolaceRow, xlamRow].map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -183,7 +160,7 @@ describe('itool eval and data stats on conversations with final text replies', (
       lines.push({ id: `${id}#2`, result: 'It is 21 degrees in Rome.' });
     }
     writeFileSync(preds, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-    const r = await run(register, ['eval', '--predictions', preds, '--data', data, '--json']);
+    const r = await itool(['eval', '--predictions', preds, '--data', data, '--json']);
     expect(r.code, r.err).toBe(0);
     const rep = JSON.parse(r.out) as { categories: Record<string, { correct: number; total: number }>; summary: Record<string, { correct: number; total: number }> };
     expect(rep.categories.simple).toEqual({ correct: 3, total: 3, accuracy: 1 });
@@ -198,14 +175,14 @@ describe('itool eval and data stats on conversations with final text replies', (
       { id: `${id}#2`, result: '[get_weather(city="Rome")]' },
     ]);
     writeFileSync(preds, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-    const r = await run(register, ['eval', '--predictions', preds, '--data', data, '--json']);
+    const r = await itool(['eval', '--predictions', preds, '--data', data, '--json']);
     expect(r.code, r.err).toBe(0);
     const rep = JSON.parse(r.out) as { summary: Record<string, { correct: number; total: number }> };
     expect(rep.summary.overall).toEqual({ correct: 0, total: 6, accuracy: 0 });
   });
 
   it('data stats counts answers per bucket', async () => {
-    const r = await run(registerData, ['data', 'stats', data, '--json']);
+    const r = await itool(['data', 'stats', data, '--json']);
     expect(r.code, r.err).toBe(0);
     expect(JSON.parse(r.out)).toEqual({ samples: 3, answers: 6, buckets: { simple: 3, reply: 3 } });
   });

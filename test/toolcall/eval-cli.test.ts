@@ -1,36 +1,14 @@
 // `itool eval --predictions` on the small hand-written BFCL folder (runs without ../shared).
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
-import { register } from '../../src/cli/commands/eval.js';
+import { itool } from '../helpers/cli.js';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'data');
 const tmp = mkdtempSync(path.join(tmpdir(), 'itool-eval-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  const program = new Command();
-  program.exitOverride();
-  register(program);
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  const prev = process.exitCode;
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'itool', 'eval', ...args]);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = prev;
-  return { out, err, code };
-}
 
 describe('itool eval --predictions', () => {
   const pred = path.join(tmp, 'pred.jsonl');
@@ -48,7 +26,7 @@ describe('itool eval --predictions', () => {
 
   it('prints the category table, --json, --explain and --details', async () => {
     const details = path.join(tmp, 'details.jsonl');
-    const t = await run(['--predictions', pred, '--data', path.join(fixtures, 'bfcl'), '--explain', '--details', details]);
+    const t = await itool(['eval', '--predictions', pred, '--data', path.join(fixtures, 'bfcl'), '--explain', '--details', details]);
     expect(t.code).toBe(0);
     expect(t.err).toMatch(/1 prediction id\(s\) match no sample \(first: unknown_9\)/);
     expect(t.out).toMatch(/parallel_1 \[parallel\] parallel_function_checker_no_order:wrong_count: Wrong number of functions\./);
@@ -60,7 +38,7 @@ describe('itool eval --predictions', () => {
       { id: 'parallel_0', category: 'parallel', valid: true, error_type: null },
       { id: 'parallel_1', category: 'parallel', valid: false, error_type: 'parallel_function_checker_no_order:wrong_count' },
     ]);
-    const j = await run(['--predictions', pred, '--data', path.join(fixtures, 'bfcl'), '--json']);
+    const j = await itool(['eval', '--predictions', pred, '--data', path.join(fixtures, 'bfcl'), '--json']);
     const report = JSON.parse(j.out) as { categories: Record<string, unknown>; summary: Record<string, { accuracy: number }> };
     expect(report.categories).toEqual({ parallel: { correct: 1, total: 2, accuracy: 0.5 }, irrelevance: { correct: 1, total: 1, accuracy: 1 } });
     expect(report.summary.non_live!.accuracy).toBe(0.5);
@@ -71,14 +49,14 @@ describe('itool eval --predictions', () => {
   it('bad input gives a clear error and exit code 1', async () => {
     const bad = path.join(tmp, 'bad.jsonl');
     writeFileSync(bad, '{"id": "a", "result": "x"}\n{"id": "b"}\n');
-    let r = await run(['--predictions', bad, '--data', path.join(fixtures, 'bfcl')]);
+    let r = await itool(['eval', '--predictions', bad, '--data', path.join(fixtures, 'bfcl')]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/bad\.jsonl:2: each line needs a 'result'/);
-    r = await run(['--predictions', pred]);
+    r = await itool(['eval', '--predictions', pred]);
     expect(r.err).toMatch(/--data is required/);
-    r = await run(['--data', path.join(fixtures, 'bfcl')]);
+    r = await itool(['eval', '--data', path.join(fixtures, 'bfcl')]);
     expect(r.err).toMatch(/exactly one of --predictions FILE or --model DIR/);
-    r = await run(['--model', path.join(tmp, 'nope'), '--data', path.join(fixtures, 'bfcl')]);
+    r = await itool(['eval', '--model', path.join(tmp, 'nope'), '--data', path.join(fixtures, 'bfcl')]);
     expect(r.err).toMatch(/no such directory/);
   });
 });
