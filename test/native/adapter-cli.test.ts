@@ -5,15 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
-import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel, loadModel } from '../../src/engine/model.js';
+import { loadModel } from '../../src/engine/model.js';
 import { adapterChain } from '../../src/engine/adapter.js';
 import { readSafetensors } from '../../src/engine/safetensors.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
-import { loadTokenizer } from '../../src/text/index.js';
 import { itool } from '../helpers/cli.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-adapter-cli-'));
 const base = join(root, 'base');
@@ -22,13 +18,7 @@ const dataFile = join(root, 'data.jsonl');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 6, seed: 5, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  writeTokenizer(base, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 300, seed: 1 }));
-  const V = Math.max(300, loadTokenizer(base).vocabSize ?? 0);
-  const m = createModel(tinyConfig('Qwen2ForCausalLM', { vocabSize: V, maxPositionEmbeddings: 4096, bosTokenId: null, eosTokenId: [0] }), { seed: 2 });
-  await m.save(base);
-  m.dispose();
+  await tinyModelDir({ modelDir: base, dataFile, n: 6, dataSeed: 5, vocabSize: 300, modelSeed: 2, architecture: 'Qwen2ForCausalLM' });
   // an adapter with B away from 0 (PEFT starts B at 0), saved the PEFT way: its base in adapter_config.json
   const a = await loadModel(base, { device: 'cpu' });
   a.addLora({ rank: 2, alpha: 6, targetModules: ['q_proj', 'up_proj', 'down_proj'], seed: 3 });

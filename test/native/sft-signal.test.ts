@@ -6,13 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
-import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel } from '../../src/engine/model.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
-import { loadTokenizer } from '../../src/text/index.js';
 import { repoRoot } from '../helpers/native.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-sft-signal-'));
 const modelDir = join(root, 'model');
@@ -21,13 +16,7 @@ const bin = join(repoRoot, 'bin', 'itool.js');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 16, seed: 8, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  writeTokenizer(modelDir, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 300, seed: 1 }));
-  const V = Math.max(300, loadTokenizer(modelDir).vocabSize ?? 0);
-  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 4096, bosTokenId: null, eosTokenId: [0] }), { seed: 4 });
-  await m.save(modelDir);
-  m.dispose();
+  await tinyModelDir({ modelDir, dataFile, n: 16, dataSeed: 8, vocabSize: 300, modelSeed: 4 });
 });
 
 const args = (out: string, ...extra: string[]) => ['sft', '--model', modelDir, '--data', dataFile, '--out', out, '--epochs', '12', '--max-steps', '100', '--batch-tokens', '400', '--lr', '0.003', '--seed', '3', '--save-every', '0', '--device', 'cpu', '--no-progress', ...extra];

@@ -6,15 +6,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
 import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel } from '../../src/engine/model.js';
 import { readSafetensors } from '../../src/engine/safetensors.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { scorePerplexity } from '../../src/train/perplexity.js';
 import { itool } from '../helpers/cli.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-small-'));
 const modelDir = join(root, 'model');
@@ -22,13 +19,7 @@ const dataFile = join(root, 'train.jsonl');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 10, seed: 6, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  writeTokenizer(modelDir, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 300, seed: 1 }));
-  const V = Math.max(300, loadTokenizer(modelDir).vocabSize ?? 0);
-  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 4096, bosTokenId: null, eosTokenId: [0] }), { seed: 1 });
-  await m.save(modelDir);
-  m.dispose();
+  await tinyModelDir({ modelDir, dataFile, n: 10, dataSeed: 6, vocabSize: 300, modelSeed: 1 });
 });
 
 describe('smaller items', () => {

@@ -4,13 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
-import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel } from '../../src/engine/model.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
-import { loadTokenizer } from '../../src/text/index.js';
 import { itool } from '../helpers/cli.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-train-cli-'));
 const modelDir = join(root, 'model');
@@ -18,16 +13,7 @@ const dataFile = join(root, 'train.jsonl');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 12, seed: 3, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  const corpus = samples.map((s) => JSON.stringify(s));
-  const bpe = trainBpe({ corpus, vocabSize: 320, seed: 1 });
-  writeTokenizer(modelDir, bpe);
-  const tok = loadTokenizer(modelDir);
-  const V = Math.max(320, tok.vocabSize ?? 0);
-  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 8192, bosTokenId: null, eosTokenId: [0] }), { seed: 1 });
-  await m.save(modelDir);
-  m.dispose();
+  await tinyModelDir({ modelDir, dataFile, n: 12, dataSeed: 3, vocabSize: 320, modelSeed: 1, maxPositions: 8192 });
 });
 
 function metrics(dir: string): Array<Record<string, number | string | boolean>> {

@@ -6,16 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
-import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel } from '../../src/engine/model.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
-import { loadTokenizer } from '../../src/text/index.js';
 import { configReference } from '../../src/pipeline/config-schema.js';
 import { resolveConfig } from '../../src/pipeline/user-run.js';
 import { repoRoot } from '../helpers/native.js';
 import { itool } from '../helpers/cli.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-train-config-'));
 const modelDir = join(root, 'model');
@@ -32,13 +27,7 @@ const SMALL = {
 };
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 10, seed: 6, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  writeTokenizer(modelDir, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 300, seed: 1 }));
-  const V = Math.max(300, loadTokenizer(modelDir).vocabSize ?? 0);
-  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 4096, bosTokenId: null, eosTokenId: [0] }), { seed: 1 });
-  await m.save(modelDir);
-  m.dispose();
+  await tinyModelDir({ modelDir, dataFile, n: 10, dataSeed: 6, vocabSize: 300, modelSeed: 1 });
   // a model directory whose weights cannot be loaded: any error about the config must come first
   mkdirSync(brokenModel);
   for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) if (existsSync(join(modelDir, f))) writeFileSync(join(brokenModel, f), readFileSync(join(modelDir, f)));

@@ -1,7 +1,39 @@
-// Helpers of the native trainer tests: reading a saved model's tensors, data sets.
+// Helpers of the native trainer tests: reading a saved model's tensors, data sets, a tiny
+// model directory to run the commands on.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RenderedSample } from '../../src/train/sft.js';
+import { saveSamples } from '../../src/data/formats.js';
+import { synthesize } from '../../src/data/synth.js';
+import { tinyConfig } from '../../src/engine/config.js';
+import type { Architecture } from '../../src/engine/model-types.js';
+import { createModel } from '../../src/engine/model.js';
+import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
+import { loadTokenizer } from '../../src/text/index.js';
+
+/**
+ * A tiny random model in MODELDIR with a BPE tokenizer trained on N synthetic training
+ * samples, which are written to DATAFILE as ShareGPT: what the CLI tests train on.
+ */
+export async function tinyModelDir(o: {
+  modelDir: string;
+  dataFile: string;
+  n: number;
+  dataSeed: number;
+  vocabSize: number;
+  modelSeed: number;
+  maxPositions?: number;
+  architecture?: Architecture;
+}): Promise<void> {
+  const samples = synthesize({ n: o.n, seed: o.dataSeed, split: 'train' });
+  saveSamples(o.dataFile, samples, 'sharegpt');
+  writeTokenizer(o.modelDir, trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: o.vocabSize, seed: 1 }));
+  const V = Math.max(o.vocabSize, loadTokenizer(o.modelDir).vocabSize ?? 0);
+  const cfg = tinyConfig(o.architecture ?? 'LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: o.maxPositions ?? 4096, bosTokenId: null, eosTokenId: [0] });
+  const m = createModel(cfg, { seed: o.modelSeed });
+  await m.save(o.modelDir);
+  m.dispose();
+}
 
 /** Every F32 tensor of DIR/model.safetensors, by name (parsed here from the format's rules). */
 export function readSafetensors(dir: string): Map<string, Float32Array> {

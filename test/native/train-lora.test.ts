@@ -5,16 +5,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveSamples } from '../../src/data/formats.js';
-import { synthesize } from '../../src/data/synth.js';
-import { tinyConfig } from '../../src/engine/config.js';
-import { createModel, loadModel } from '../../src/engine/model.js';
+import { loadModel } from '../../src/engine/model.js';
 import { adapterChain, loadWithAdapter } from '../../src/engine/adapter.js';
 import { readSafetensors } from '../../src/engine/safetensors.js';
-import { trainBpe, writeTokenizer } from '../../src/text/bpe.js';
 import { loadTokenizer } from '../../src/text/index.js';
 import { realEnv } from '../../src/pipeline/real-env.js';
 import { itool } from '../helpers/cli.js';
+import { tinyModelDir } from './train-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-train-lora-'));
 const modelDir = join(root, 'model');
@@ -23,15 +20,7 @@ const cfgFile = join(root, 'small.json');
 afterAll(() => (process.env.KEEP ? undefined : rmSync(root, { recursive: true, force: true })));
 
 beforeAll(async () => {
-  const samples = synthesize({ n: 16, seed: 4, split: 'train' });
-  saveSamples(dataFile, samples, 'sharegpt');
-  const bpe = trainBpe({ corpus: samples.map((s) => JSON.stringify(s)), vocabSize: 320, seed: 1 });
-  writeTokenizer(modelDir, bpe);
-  const tok = loadTokenizer(modelDir);
-  const V = Math.max(320, tok.vocabSize ?? 0);
-  const m = createModel(tinyConfig('LlamaForCausalLM', { vocabSize: V, maxPositionEmbeddings: 8192, bosTokenId: null, eosTokenId: [0] }), { seed: 1 });
-  await m.save(modelDir);
-  m.dispose();
+  await tinyModelDir({ modelDir, dataFile, n: 16, dataSeed: 4, vocabSize: 320, modelSeed: 1, maxPositions: 8192 });
   writeFileSync(
     cfgFile,
     JSON.stringify({
