@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createModel } from '../engine/model.js';
+import { createModel, type NativeModel } from '../engine/model.js';
 import { packageRoot } from '../engine/native.js';
 import { SHAPES, type Shape } from './train_compare.js';
 import { randomTokens } from './random.js';
@@ -40,27 +40,37 @@ export interface Workload {
   newTokens: number;
 }
 
+/**
+ * The tree workload on an itool model, timed: the log-prob of the prompt's second token (to
+ * check against a peer), a warm-up on a short prompt (threads, buffers), then one prefilled
+ * prompt cache forked into BRANCHES caches that each sample NEWTOKENS tokens at temperature 1.
+ * Returns the seconds of the prefill + decode and each branch's generated token count.
+ */
+export async function timeTree(m: NativeModel, prompt: readonly number[], branches: number, newTokens: number): Promise<{ lp0: number; seconds: number; generated: number[] }> {
+  const lp = await m.logprobs({ tokens: Int32Array.from(prompt.slice(0, 2)), targets: Int32Array.from([prompt[1]!, -1]), cuSeqlens: Int32Array.from([0, 2]) });
+  {
+    const c = await m.cache(prompt.slice(0, 8));
+    const f = [c.fork(), c.fork()];
+    await m.generate(f, { maxTokens: 2, temperature: 1, seed: 2 });
+    for (const x of [c, ...f]) x.dispose();
+  }
+  const t0 = performance.now();
+  const root = await m.cache([...prompt]);
+  const forks = Array.from({ length: branches }, () => root.fork());
+  const gens = await m.generate(forks, { maxTokens: newTokens, temperature: 1, seed: 1 });
+  const seconds = (performance.now() - t0) / 1000;
+  for (const c of [root, ...forks]) c.dispose();
+  return { lp0: lp[0]!, seconds, generated: gens.map((g) => g.tokens.length) };
+}
+
 /** itool's side; saves the initial weights into `dir` for the peer. */
 export async function runItoolGenerate(s: Shape, w: Workload, dir: string): Promise<{ seconds: number; generated: number; promptLogprob0: number }> {
   const m = createModel(s.config, { seed: 1, device: 'cpu' });
   try {
     await m.save(dir);
     const prompt = promptOf(w.promptTokens, s.config.vocabSize);
-    const lp = await m.logprobs({ tokens: Int32Array.from(prompt.slice(0, 2)), targets: Int32Array.from([prompt[1]!, -1]), cuSeqlens: Int32Array.from([0, 2]) });
-    // warm-up on a short prompt (threads, buffers)
-    {
-      const c = await m.cache(prompt.slice(0, 8));
-      const f = [c.fork(), c.fork()];
-      await m.generate(f, { maxTokens: 2, temperature: 1, seed: 2 });
-      for (const x of [c, ...f]) x.dispose();
-    }
-    const t0 = performance.now();
-    const root = await m.cache(prompt);
-    const branches = Array.from({ length: w.branches }, () => root.fork());
-    const gens = await m.generate(branches, { maxTokens: w.newTokens, temperature: 1, seed: 1 });
-    const seconds = (performance.now() - t0) / 1000;
-    for (const c of [root, ...branches]) c.dispose();
-    return { seconds, generated: gens.reduce((n, g) => n + g.tokens.length, 0), promptLogprob0: lp[0]! };
+    const { lp0, seconds, generated } = await timeTree(m, prompt, w.branches, w.newTokens);
+    return { seconds, generated: generated.reduce((n, g) => n + g, 0), promptLogprob0: lp0 };
   } finally {
     m.dispose();
   }

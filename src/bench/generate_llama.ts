@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { llamaConfig } from '../engine/config.js';
 import { info } from '../engine/engine.js';
 import { createModel, loadModel } from '../engine/model.js';
+import { timeTree } from './generate.js';
 import type { ModelConfig } from '../engine/model-types.js';
 import { exportGguf } from '../export/index.js';
 import { randomTokens } from './random.js';
@@ -154,26 +155,14 @@ async function itoolSide(dir: string, c: ModelConfig, w: Workloads): Promise<{ t
   const m = await loadModel(dir, { device: 'cpu' });
   try {
     const prompt = randomTokens(w.tree.promptTokens, c.vocabSize, 777, 3);
-    const lp = await m.logprobs({ tokens: Int32Array.from(prompt.slice(0, 2)), targets: Int32Array.from([prompt[1]!, -1]), cuSeqlens: Int32Array.from([0, 2]) });
-    {
-      const c0 = await m.cache(prompt.slice(0, 8));
-      const f = [c0.fork(), c0.fork()];
-      await m.generate(f, { maxTokens: 2, temperature: 1, seed: 2 });
-      for (const x of [c0, ...f]) x.dispose();
-    }
-    const t0 = performance.now();
-    const root = await m.cache(prompt);
-    const branches = Array.from({ length: w.tree.branches }, () => root.fork());
-    const gens = await m.generate(branches, { maxTokens: w.tree.newTokens, temperature: 1, seed: 1 });
-    const tree = (performance.now() - t0) / 1000;
-    if (gens.some((g) => g.tokens.length !== w.tree.newTokens)) throw new Error('itool: a branch stopped early');
-    for (const x of [root, ...branches]) x.dispose();
+    const { lp0, seconds: tree, generated } = await timeTree(m, prompt, w.tree.branches, w.tree.newTokens);
+    if (generated.some((n) => n !== w.tree.newTokens)) throw new Error('itool: a branch stopped early');
     const d = await m.cache(prompt.slice(0, w.decode.promptTokens));
     const t1 = performance.now();
     await m.generate([d], { maxTokens: w.decode.newTokens, temperature: 1, seed: 3 });
     const decode = (performance.now() - t1) / 1000;
     d.dispose();
-    return { tree, decode, lp0: lp[0]! };
+    return { tree, decode, lp0 };
   } finally {
     m.dispose();
   }
