@@ -2,7 +2,7 @@
 // meaning (`itool train --help-config` prints it), unknown keys refused with the nearest known
 // key suggested, and every value range-checked before a model is loaded.
 import { PREFERENCE_DEFAULTS, SFT_DEFAULTS, preferenceOptions, sftOptions, type PreferenceOptions, type SftOptions } from '../train/options.js';
-import { DEFAULT_PIPELINE, DEFAULT_SEARCH } from './config.js';
+import { checkConfig, DEFAULT_PIPELINE, DEFAULT_SEARCH, loadConfigFile, mergeConfig, presetConflicts, presetOf, PRESETS, SEARCH_OPTIONAL_DEFAULTS, type PipelineConfig, type PresetName } from './config.js';
 
 export interface ConfigKey {
   /** dotted path, e.g. 'search.numActions' */
@@ -12,6 +12,7 @@ export interface ConfigKey {
 }
 
 const TOP: Record<string, string> = {
+  preset: "the preset the other keys go over: 'itool' (the project's own choices, the default) or 'reference' (the authors' code); the file's and the flags' keys override it",
   iterations: 'iTool iterations (select → search → pairs → optimize → evaluate); raise it on a finished run directory to extend the run',
   selectRatio: 'fraction of the training answers kept as the hardest by perplexity, in (0, 1]',
   maxSelected: 'cap on the answers searched per iteration (0: none)',
@@ -22,9 +23,10 @@ const TOP: Record<string, string> = {
   seed: 'seed of every random choice (data order, search, adapters)',
   recompute: 'recompute activations in backward instead of keeping them (less memory, more time)',
   dtype: "dtype of the full models the run saves: 'f32' or 'bf16' (half the disk)",
+  maxPairs: 'at most this many pairs per iteration, a seeded random subset (0: all)',
   lora: 'train a LoRA adapter instead of every weight: {rank, alpha, targets, merge}; null: full fine-tuning',
 };
-const OPTIONAL_DEFAULTS: Record<string, unknown> = { balanceDecisionPairs: false, recompute: false, dtype: 'f32', lora: null };
+const OPTIONAL_DEFAULTS: Record<string, unknown> = { preset: 'itool', balanceDecisionPairs: false, recompute: false, dtype: 'f32', maxPairs: 0, lora: null };
 
 const LORA: Record<string, [unknown, string]> = {
   rank: [null, 'adapter rank r, an integer in [1, 4096] (required when lora is set)'],
@@ -50,6 +52,15 @@ const SEARCH: Record<string, string> = {
   valueThreshold: 'minimum chosen − rejected value for a pair (>= 0)',
   overlapLimit: 'maximum token overlap of the two steps of a pair, in [0, 1]',
   acceptValue: 'minimum value of a chosen step, in [-1, 1]',
+  expansion: "'step': one node per sampled step; 'chain': one continuation of up to maxTokens becomes a chain of nodes, one per step, the rest merged into the node below maxDepth",
+  selection: "'leaf': descend by UCT while a node has children; 'widen': descend only from a node with more than numActions children, else expand it again",
+  initialValue: "'none' or 'heuristic': a new node's value starts from ±0.1 (call made as in the ground truth or not) + word-set overlap with the ground truth − 0.5",
+  rollout: "'sample': every new node valued by a rollout sampled from it; 'tree': one rollout per expansion, at most rolloutSteps steps down the best children, else one sample",
+  judge: "self-judgement read-out: 'yes-no' (Yes 1, No −1) or 'grades' (A/B/C/D, (pA + 0.1·pB − pC − 2·pD)/4, ground truth in the prompt; src/search/judge.ts GRADES_TEMPLATE)",
+  pairValue: "a pair's values: 'mean' value of visited children or 'sum' of every child's summed value",
+  overlap: "overlap of a pair's steps: 'tokens' (Dice of token multisets) or 'words' (word sets over the smaller one)",
+  pairCoverage: "what chosen/rejected hold and the loss covers: 'step' or 'partial-answer' (earlier steps + the step)",
+  repetitionPenalty: "vLLM's repetition penalty on the prompt's and answer's tokens when sampling (1: off; < 1 favours repeats)",
 };
 
 const EVAL: Record<string, string> = {
@@ -98,7 +109,7 @@ function sections(): Record<string, Section> {
   const pref = { ...TRAINER, ...PREF_ONLY };
   const sftDef = (k: string) => (DEFAULT_PIPELINE.sft as Record<string, unknown>)[k] ?? (SFT_DEFAULTS as unknown as Record<string, unknown>)[k];
   return {
-    search: { keys: SEARCH, defaults: (k) => (DEFAULT_SEARCH as unknown as Record<string, unknown>)[k] },
+    search: { keys: SEARCH, defaults: (k) => (k in DEFAULT_SEARCH ? (DEFAULT_SEARCH as unknown as Record<string, unknown>)[k] : (SEARCH_OPTIONAL_DEFAULTS as Record<string, unknown>)[k]) },
     eval: { keys: EVAL, defaults: (k) => (DEFAULT_PIPELINE.eval as Record<string, unknown>)[k] },
     sft: { keys: sft, defaults: sftDef },
     baselineSft: { keys: sft, defaults: (k) => `sft.${k}` },
@@ -124,6 +135,10 @@ export function configReference(): ConfigKey[] {
   const secs = sections();
   for (const [k, doc] of Object.entries(TOP)) {
     if (k === 'lora') continue;
+    if (k === 'preset') {
+      out.push({ key: k, default: 'itool', doc: `${doc}; ${Object.values(PRESETS).map((p) => `${p.name}: ${p.doc}`).join('; ')}` });
+      continue;
+    }
     out.push({ key: k, default: k in DEFAULT_PIPELINE ? (DEFAULT_PIPELINE as unknown as Record<string, unknown>)[k] : OPTIONAL_DEFAULTS[k], doc });
   }
   out.push({ key: 'lora', default: null, doc: TOP.lora! });
@@ -257,4 +272,64 @@ export function checkTrainerSections(c: { sft?: unknown; baselineSft?: unknown; 
     const lr = ((c[k] ?? {}) as { lr?: unknown }).lr;
     if (lr !== undefined && !((lr as number) > lo)) throw new Error(`config '${k}.lr' must be > 0, got ${JSON.stringify(lr)}`);
   }
+}
+
+// ------------------------------------------------------------------ presets
+
+/** the value of dotted `key` in a config (undefined when absent) */
+function at(config: unknown, key: string): unknown {
+  let v: unknown = config;
+  for (const part of key.split('.')) v = isObj(v) ? v[part] : undefined;
+  return v;
+}
+
+/** Every key of the config with the itool and reference presets' values (the README's knob table). */
+export function presetTable(): Array<{ key: string; itool: unknown; reference: unknown; doc: string }> {
+  const ref = mergeConfig(DEFAULT_PIPELINE, PRESETS.reference.config);
+  return configReference()
+    .filter((r) => r.default !== '{…}' && !r.key.startsWith('baselineSft.'))
+    .map((r) => {
+      const rv = at(ref, r.key);
+      const lora = r.key.startsWith('lora.');
+      return { key: r.key, itool: lora ? null : r.default, reference: rv === undefined ? r.default : rv, doc: r.doc };
+    });
+}
+
+export interface ResolvedConfig {
+  config: PipelineConfig;
+  /** what to tell the user once: the preset's keys that the config file or the flags override */
+  notes: string[];
+}
+
+/**
+ * The defaults, the preset over them (from `preset`, else the config file's 'preset' key), the
+ * config file over that, the flags over that; every key known to the schema and every value in
+ * range, before anything is loaded or written. A key the preset sets and the file or a flag
+ * gives another value is applied and named in one note.
+ */
+export function resolvePipelineConfig(configFile: string | undefined, overrides: unknown, preset?: string): ResolvedConfig {
+  let file: unknown;
+  if (configFile) {
+    file = loadConfigFile(configFile);
+    checkKeys(file, `config file ${configFile}`);
+  }
+  checkKeys(overrides, 'flags');
+  const fromFile = isObj(file) ? file.preset : undefined;
+  const name = preset ?? (fromFile as string | undefined);
+  const notes: string[] = [];
+  let c = DEFAULT_PIPELINE;
+  if (name !== undefined) {
+    const p = presetOf(name);
+    if (preset !== undefined && fromFile !== undefined && fromFile !== preset) notes.push(`--preset ${preset} applies, not the config file's preset '${String(fromFile)}'`);
+    c = mergeConfig(c, { ...p.config, preset: p.name as PresetName });
+    const over: string[] = [];
+    if (file !== undefined) over.push(...presetConflicts(p.config, file).map((x) => `${x} (config file)`));
+    over.push(...presetConflicts(p.config, overrides).map((x) => `${x} (flag)`));
+    if (over.length) notes.push(`preset '${p.name}' overridden: ${over.join(', ')}`);
+  }
+  if (file !== undefined) c = mergeConfig(c, { ...(file as object), preset: c.preset });
+  c = mergeConfig(c, overrides);
+  const checked = checkConfig(c);
+  checkTrainerSections(checked);
+  return { config: checked, notes };
 }

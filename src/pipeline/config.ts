@@ -21,6 +21,26 @@ export interface SearchConfig extends PairOptions {
   batchSize: number;
   /** weight of the policy's self-judgement in the value (0: rewards only) */
   judgeWeight: number;
+  // The knobs below are absent from the defaults (absent: the project's own choice, named
+  // first); the `reference` preset sets each to the authors' choice (see PRESETS).
+  /** 'step': one node per sampled step (default); 'chain': one sampled continuation of up to maxTokens becomes a chain of nodes, one per step, the rest merged into the node at maxDepth + 1 */
+  expansion?: 'step' | 'chain';
+  /** 'leaf': descend by UCT while a node has children (default); 'widen': descend only from a node with more than numActions children, otherwise expand it again */
+  selection?: 'leaf' | 'widen';
+  /** 'none' (default) or 'heuristic': a new node's summed value starts from ±0.1 (call made or not, as in the ground truth) + word-set overlap with the ground truth − 0.5 */
+  initialValue?: 'none' | 'heuristic';
+  /** 'sample' (default): each new node is valued by a rollout sampled from it; 'tree': one rollout per expansion, at most rolloutSteps steps down the best existing children, else one sampled continuation */
+  rollout?: 'sample' | 'tree';
+  /** self-judgement read-out: 'yes-no' (default; Yes = 1, No = −1) or 'grades' (A/B/C/D: (pA + 0.1·pB − pC − 2·pD)/4 with the ground truth in the prompt) */
+  judge?: 'yes-no' | 'grades';
+  /** a pair's values: 'mean' back-propagated value of visited children (default) or 'sum' of every child's summed value */
+  pairValue?: 'mean' | 'sum';
+  /** overlap of a pair's two steps: 'tokens' (Dice of the token multisets, default) or 'words' (word sets, intersection over the smaller set) */
+  overlap?: 'tokens' | 'words';
+  /** what a pair's chosen and rejected hold (and the loss covers): 'step' (default; the earlier steps are context) or 'partial-answer' (the earlier steps + the step) */
+  pairCoverage?: 'step' | 'partial-answer';
+  /** vLLM's repetition penalty on every token of the prompt and the answer so far (1: off, default; < 1 favours repeats) */
+  repetitionPenalty?: number;
 }
 
 export interface PipelineConfig {
@@ -57,6 +77,10 @@ export interface PipelineConfig {
   recompute?: boolean;
   /** dtype of the full models the run saves (f32, or bf16 at half the disk); f32 */
   dtype?: 'f32' | 'bf16';
+  /** at most this many pairs per iteration, a seeded random subset (0 or absent: all) */
+  maxPairs?: number;
+  /** the preset the run started from (absent: 'itool'); set by resolveConfig, for the report */
+  preset?: PresetName;
 }
 
 export interface LoraConfig {
@@ -107,6 +131,105 @@ export const DEFAULT_PIPELINE: PipelineConfig = {
   seed: 42,
 };
 
+/** The optional search knobs' values when absent: the project's own choices. */
+export const SEARCH_OPTIONAL_DEFAULTS = {
+  expansion: 'step',
+  selection: 'leaf',
+  initialValue: 'none',
+  rollout: 'sample',
+  judge: 'yes-no',
+  pairValue: 'mean',
+  overlap: 'tokens',
+  pairCoverage: 'step',
+  repetitionPenalty: 1,
+} as const satisfies Partial<SearchConfig>;
+
+export type PresetName = 'itool' | 'reference';
+
+export interface Preset {
+  name: PresetName;
+  doc: string;
+  /** merged over the defaults, under the config file and the flags */
+  config: DeepPartial<PipelineConfig>;
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]> | null) : T[K] };
+
+/**
+ * The two presets. `itool` is the defaults above (the project's own choices: a rule-based AST
+ * reward, one node per step, loss on the step's tokens only); `reference` is the authors' code
+ * (zeng-yirong/iTool at 871eceb: mcts/mcts_vllm.py, mcts/utils.py, mcts/run_mcts_dpo.sh,
+ * mcts/dpo_train.py), each knob with the authors' value; the train README maps each one to the
+ * line it was read from.
+ */
+export const PRESETS: Record<PresetName, Preset> = {
+  itool: {
+    name: 'itool',
+    doc: "the project's own choices (the defaults): one node per sampled step, rollouts scored by the rule-based AST reward, pairs of visited children by mean value, loss on the step's tokens",
+    config: {},
+  },
+  reference: {
+    name: 'reference',
+    doc: "the authors' code: chains of steps from 50-token continuations, heuristic start values, rollouts down the best children scored by the policy grading itself (A/B/C/D), pairs by summed value over whole partial answers, SimPO with LoRA r 8 merged after the iteration, 1 iteration",
+    config: {
+      iterations: 1,
+      selectRatio: 0.3,
+      maxPairs: 4000,
+      preference: { loss: 'simpo', beta: 2.5, gamma: 0.5, lr: 1e-6, epochs: 2, schedule: 'cosine', warmupRatio: 0.1 },
+      lora: { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true },
+      search: {
+        numActions: 3,
+        temperature: 1.5,
+        repetitionPenalty: 0.75,
+        maxTokens: 50,
+        maxDepth: 3,
+        simulations: 5,
+        c: 1,
+        stepLimit: 2,
+        stepPattern: null,
+        expansion: 'chain',
+        selection: 'widen',
+        initialValue: 'heuristic',
+        rollout: 'tree',
+        rolloutSteps: 2,
+        rolloutMaxTokens: 50,
+        rolloutTemperature: 1.5,
+        judge: 'grades',
+        judgeWeight: 1,
+        pairValue: 'sum',
+        overlap: 'words',
+        pairCoverage: 'partial-answer',
+        valueThreshold: 0.1,
+        overlapLimit: 0.95,
+        acceptValue: -0.3,
+      },
+    },
+  },
+};
+
+/** The preset of that name; an unknown name is an error that lists the known ones. */
+export function presetOf(name: unknown): Preset {
+  if (typeof name === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, name)) return PRESETS[name as PresetName];
+  throw new Error(`unknown preset ${JSON.stringify(name)}; known presets: ${Object.keys(PRESETS).join(', ')}`);
+}
+
+/**
+ * The keys that `over` sets to another value than the preset does, as 'key preset → given'
+ * (dotted paths; leaves only; undefined entries of `over` set nothing).
+ */
+export function presetConflicts(preset: unknown, over: unknown, path = ''): string[] {
+  if (!isObj(preset) || !isObj(over)) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined || !(k in preset)) continue;
+    const p = preset[k];
+    const key = path ? `${path}.${k}` : k;
+    if (isObj(p) && isObj(v)) out.push(...presetConflicts(p, v, key));
+    else if (JSON.stringify(p) !== JSON.stringify(v)) out.push(`${key} ${JSON.stringify(p)} → ${JSON.stringify(v)}`);
+  }
+  return out;
+}
+
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
 
@@ -142,6 +265,20 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   range(c.search.valueThreshold, 'search.valueThreshold', 0);
   range(c.search.overlapLimit, 'search.overlapLimit', 0, 1);
   range(c.search.acceptValue, 'search.acceptValue', -1, 1);
+  const oneOf = (v: unknown, name: string, allowed: readonly string[]) => {
+    if (v !== undefined && !allowed.includes(v as string)) throw new Error(`config '${name}' must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(v)}`);
+  };
+  oneOf(c.search.expansion, 'search.expansion', ['step', 'chain']);
+  oneOf(c.search.selection, 'search.selection', ['leaf', 'widen']);
+  oneOf(c.search.initialValue, 'search.initialValue', ['none', 'heuristic']);
+  oneOf(c.search.rollout, 'search.rollout', ['sample', 'tree']);
+  oneOf(c.search.judge, 'search.judge', ['yes-no', 'grades']);
+  oneOf(c.search.pairValue, 'search.pairValue', ['mean', 'sum']);
+  oneOf(c.search.overlap, 'search.overlap', ['tokens', 'words']);
+  oneOf(c.search.pairCoverage, 'search.pairCoverage', ['step', 'partial-answer']);
+  if (c.search.repetitionPenalty !== undefined) range(c.search.repetitionPenalty, 'search.repetitionPenalty', 1e-3, 100);
+  if (c.maxPairs !== undefined) int(c.maxPairs, 'maxPairs', 0);
+  if (c.preset !== undefined) presetOf(c.preset);
   if (c.search.stepPattern !== null) {
     try {
       new RegExp(c.search.stepPattern, 'g');

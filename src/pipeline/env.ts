@@ -20,6 +20,12 @@ export interface PipelineText {
    */
   judgePrompt?(sample: Sample, answer: string): number[];
   judgeGrades?: Array<{ id: number; value: number }>;
+  /** the sample's ground-truth answer as text (the answer tokens of render(), decoded; end tokens left out) */
+  answerText?(sample: Sample): string;
+  /** the A/B/C/D self-grading prompt (search.judge 'grades'): GRADES_TEMPLATE filled and encoded as plain text */
+  gradesPrompt?(sample: Sample, answer: string): number[];
+  /** token ids of the letters A, B, C, D */
+  gradeIds?: { A: number; B: number; C: number; D: number };
 }
 
 export interface TrainPoint {

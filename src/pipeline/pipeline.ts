@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import type { CategoryTable, ReportCurve, ReportEvaluation, ReportIteration, ReportTree } from '../report/html.js';
-import { makeSelfJudge } from '../search/judge.js';
+import { gradesValue, makeSelfJudge } from '../search/judge.js';
 import { DEFAULT_STEP_PATTERN, searchTrees, type Judge, type SearchTask } from '../search/mcts.js';
 import { dedupePairs, pairsToJsonl, parsePairsJsonl, type StepPair } from '../search/pairs.js';
 import { treeToJson, type TreeJson } from '../search/tree.js';
@@ -18,6 +18,7 @@ import { evaluateModel, type EvalResult } from './evaluate.js';
 import { balanceDecisionPairs, selectHardest } from './select.js';
 import { parseCalls } from '../toolcall/parse.js';
 import { fnv1a, RunState, writeAtomic } from './state.js';
+import { shuffled } from './user-run.js';
 
 export interface IterationRow {
   iteration: number;
@@ -186,11 +187,22 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
       const selected = sel.ids.map((id) => byId.get(id)!).filter(Boolean);
       const tasks: SearchTask[] = selected.map((s) => {
         const p = env.text.prompt(s);
-        return { sampleId: s.id, prompt: p.text, promptIds: p.ids, reward: (answer: string, partial: boolean) => env.reward(answer, s, partial) };
+        const task: SearchTask = { sampleId: s.id, prompt: p.text, promptIds: p.ids, reward: (answer: string, partial: boolean) => env.reward(answer, s, partial) };
+        if (config.search.initialValue === 'heuristic') {
+          if (!env.text.answerText) throw new Error("search.initialValue 'heuristic' needs the ground-truth answer text, which this environment does not give");
+          task.truth = env.text.answerText(s);
+        }
+        return task;
       });
       const sc = config.search;
       let judge: Judge | undefined;
-      if (sc.judgeWeight > 0) {
+      if (sc.judgeWeight > 0 && sc.judge === 'grades') {
+        const gp = env.text.gradesPrompt;
+        const ids = env.text.gradeIds;
+        if (!gp || !ids) throw new Error("search.judge 'grades' needs the grades prompt and one token for each of the letters A, B, C, D, which this tokenizer does not give");
+        const byTask = new Map(tasks.map((t, k) => [t, selected[k]]));
+        judge = makeSelfJudge(m, (t, answer) => gp(byTask.get(t)!, answer), (lp) => gradesValue(lp, ids), sc.batchSize);
+      } else if (sc.judgeWeight > 0) {
         const jp = env.text.judgePrompt;
         const grades = env.text.judgeGrades;
         if (!jp || !grades) throw new Error('search.judgeWeight > 0 needs a self-judgement prompt and grade tokens, which this tokenizer does not give');
@@ -214,6 +226,12 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
         bar?.stop();
       }
       let pairs: StepPair[] = dedupePairs(res.results.flatMap((r) => r.pairs));
+      if (config.maxPairs && pairs.length > config.maxPairs) {
+        // a seeded random subset, in the search's order (the authors shuffle and the trainer takes the first max_samples)
+        const keep = new Set(shuffled(pairs.map((_, i) => i), config.seed * 7 + it).slice(0, config.maxPairs));
+        log(`iteration ${it}: ${pairs.length} pairs, ${config.maxPairs} kept (maxPairs)`);
+        pairs = pairs.filter((_, i) => keep.has(i));
+      }
       if (config.balanceDecisionPairs) {
         const isProse = (t: string) => t.trim() !== '' && parseCalls(t).format === 'none';
         const before = pairs.length;

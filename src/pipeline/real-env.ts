@@ -11,6 +11,7 @@ import type { CategoryTable } from '../report/html.js';
 import { renderPrompt } from '../text/render.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { checkAnswer } from '../toolcall/checker.js';
+import { gradesPrompt } from '../search/judge.js';
 import { reward } from '../toolcall/reward.js';
 import { scorePerplexity } from '../train/perplexity.js';
 import { trainPreference } from '../train/preference.js';
@@ -127,6 +128,13 @@ export function makeProgress(on: boolean | undefined): PipelineEnv['progress'] {
   };
 }
 
+/** the tokens of the letters A, B, C and D (each must encode to one token of its own) */
+export function gradeLetterIds(tok: Tokenizer): { A: number; B: number; C: number; D: number } | undefined {
+  const ids = ['A', 'B', 'C', 'D'].map((l) => tok.encode(l));
+  if (ids.some((x) => x.length !== 1) || new Set(ids.map((x) => x[0])).size !== 4) return undefined;
+  return { A: ids[0][0], B: ids[1][0], C: ids[2][0], D: ids[3][0] };
+}
+
 /** the first token of "Yes" (+1) and of "No" (−1) */
 export function gradeTokens(tok: Tokenizer): Array<{ id: number; value: number }> | undefined {
   const yes = tok.encode('Yes')[0];
@@ -170,9 +178,17 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
     const mask = isSplitAnswer(s) ? r.mask.map((m, i) => (i < r.promptLength ? 0 : m)) : r.mask;
     return { ids: r.ids, mask, promptLength: r.promptLength };
   };
+  const ends = new Set(tok.turnEndIds);
+  const answerText = (s: Sample) => {
+    const r = renderIds(s);
+    return tok.decode(r.ids.filter((t, i) => i >= r.promptLength && r.mask[i] === 1 && !ends.has(t)));
+  };
   return {
     text: {
       render: renderIds,
+      answerText,
+      gradesPrompt: (s, answer) => tok.encode(gradesPrompt(answerText(s), answer)),
+      gradeIds: gradeLetterIds(tok),
       prompt: (s) => renderPrompt(tok, s.messages, s.tools),
       decode: (ids) => tok.decode(ids),
       endTokens: tok.turnEndIds,

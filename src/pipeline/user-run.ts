@@ -10,8 +10,8 @@ import { splitAnswers } from '../data/answers.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
 import { categoryTableText } from '../report/table.js';
 import { loadTokenizer } from '../text/tokenizer.js';
-import { checkConfig, DEFAULT_PIPELINE, loadConfigFile, mergeConfig, type PipelineConfig } from './config.js';
-import { checkKeys, checkTrainerSections } from './config-schema.js';
+import type { PipelineConfig } from './config.js';
+import { resolvePipelineConfig } from './config-schema.js';
 import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv, type RealEnvOptions } from './real-env.js';
 import { writeAtomic } from './state.js';
@@ -26,6 +26,8 @@ export interface UserRunOptions {
   /** config file merged over the defaults, then `overrides` over it */
   configFile?: string;
   overrides?: unknown;
+  /** the preset under the config file and the overrides (itool, reference); absent: the config file's, else the defaults (itool) */
+  preset?: string;
   /** loads a plain model directory (adapters are handled here); recompute from the config */
   loadModel: (dir: string, opts: { recompute: boolean }) => Promise<Model>;
   /** a LoRA adapter directory to start from, on --model (the run then trains that adapter on) */
@@ -68,18 +70,8 @@ export function loadData(files: readonly string[]): Sample[] {
  * The defaults, the config file over them, the flags over that; every key known to the schema
  * (config-schema.ts) and every value in range, before anything is loaded or written.
  */
-export function resolveConfig(configFile: string | undefined, overrides: unknown): PipelineConfig {
-  let c = DEFAULT_PIPELINE;
-  if (configFile) {
-    const file = loadConfigFile(configFile);
-    checkKeys(file, `config file ${configFile}`);
-    c = mergeConfig(c, file);
-  }
-  checkKeys(overrides, 'flags');
-  c = mergeConfig(c, overrides);
-  const checked = checkConfig(c);
-  checkTrainerSections(checked);
-  return checked;
+export function resolveConfig(configFile: string | undefined, overrides: unknown, preset?: string): PipelineConfig {
+  return resolvePipelineConfig(configFile, overrides, preset).config;
 }
 
 /**
@@ -118,7 +110,9 @@ export interface UserRunResult {
 export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
-  const config = resolveConfig(o.configFile, o.overrides);
+  const { config, notes } = resolvePipelineConfig(o.configFile, o.overrides, o.preset);
+  for (const n of notes) log(n);
+  log(`preset: ${config.preset ?? 'itool'}${config.preset ? '' : ' (the default)'}`);
   if (o.dataFiles.length === 0) throw new Error('no --data files given');
   let train = loadData(o.dataFiles);
   let test: Sample[];
@@ -162,7 +156,7 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     join(o.out, 'report.html'),
     renderReport({
       title: o.title ?? `itool train: ${o.modelDir}`,
-      subtitle: `${train.length} training / ${test.length} held-out samples · ${config.iterations} iteration(s) · ${config.preference.loss ?? 'simpo'}`,
+      subtitle: `${train.length} training / ${test.length} held-out samples · preset ${config.preset ?? 'itool'} · ${config.iterations} iteration(s) · ${config.preference.loss ?? 'simpo'}`,
       seconds,
       curves: result.curves,
       evaluations: result.evaluations,

@@ -267,6 +267,8 @@ export function renderReport(d: ReportData): string {
   const sections: string[] = [];
   sections.push(`<h1>${escapeHtml(d.title)}</h1>`);
   if (d.subtitle) sections.push(`<p class="sub">${escapeHtml(d.subtitle)}</p>`);
+  // which preset ran (src/pipeline/config.ts PRESETS); a config without one ran the defaults, the itool preset
+  if (d.config) sections.push(`<p class="sub">preset: ${escapeHtml(typeof d.config.preset === 'string' ? d.config.preset : 'itool (the default)')}</p>`);
   if (d.seconds !== undefined) sections.push(`<p class="sub">wall time ${fmt(d.seconds, 1)} s</p>`);
   sections.push('<h2>Accuracy by category (BFCL AST rules)</h2>');
   sections.push(categoryTable(d.evaluations));

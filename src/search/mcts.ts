@@ -6,9 +6,16 @@
 // boundary (in text) or `maxTokens` → evaluate every new step by a rollout to the end of
 // the answer (or `rolloutSteps` more steps) scored by the reward (optionally blended with
 // the policy's self-judgement) → back-propagate each value to the root.
+//
+// The authors' variant (the `reference` preset) differs in four knobs: expansion 'chain' (one
+// continuation of up to maxTokens split into steps, one node per step), initialValue
+// 'heuristic', selection 'widen' and rollout 'tree' (one rollout per expansion, down the best
+// existing children); see chain.ts.
 import type { KvCache, SampleOptions, StepOutput } from '../engine/model-types.js';
+import { chainSteps } from './chain.js';
+import { heuristicValue } from './heuristic.js';
 import { extractPairs, type PairOptions, type StepPair } from './pairs.js';
-import { addChild, backpropagate, makeRoot, pathTo, selectLeaf, type SearchNode } from './tree.js';
+import { addChild, backpropagate, makeRoot, pathTo, selectLeaf, selectWiden, type SearchNode } from './tree.js';
 
 /** What the search needs of a model (a `Model` satisfies it). */
 export interface SearchModel {
@@ -25,6 +32,8 @@ export interface SearchTask {
   promptIds: number[];
   /** reward of an answer text in [-1, 1]; partial: the answer was cut before its end */
   reward: (answerText: string, partial: boolean) => number;
+  /** the ground-truth answer as text (the heuristic start value needs it) */
+  truth?: string;
 }
 
 /** Grades answers with the policy itself (values in [-1, 1]), batched. */
@@ -58,6 +67,16 @@ export interface SearchOptions extends PairOptions {
   /** weight of the judge in the value: (1 − w)·reward + w·judge (0) */
   judgeWeight?: number;
   onProgress?: (simulationsDone: number, simulations: number) => void;
+  /** 'step' (default) or 'chain': see chain.ts */
+  expansion?: 'step' | 'chain';
+  /** 'leaf' (default: selectLeaf) or 'widen' (selectWiden) */
+  selection?: 'leaf' | 'widen';
+  /** 'none' (default) or 'heuristic': a new node's summed value starts at heuristicValue(step, truth) */
+  initialValue?: 'none' | 'heuristic';
+  /** 'sample' (default): a rollout from every new node; 'tree': one per expansion, rolloutSteps steps down the best children (by summed value), else one sampled continuation */
+  rollout?: 'sample' | 'tree';
+  /** vLLM's repetition penalty (1: off); passed to sampleNext */
+  repetitionPenalty?: number;
 }
 
 export const DEFAULT_STEP_PATTERN = /\. |, |=|\(/g;
@@ -127,8 +146,21 @@ export class TreeSearch {
       batchSize: 64,
       seed: 0,
       judgeWeight: 0,
+      expansion: 'step',
+      selection: 'leaf',
+      initialValue: 'none',
+      rollout: 'sample',
+      repetitionPenalty: 1,
       ...options,
     };
+    const oneOf = (k: 'expansion' | 'selection' | 'initialValue' | 'rollout', allowed: string[]) => {
+      if (!allowed.includes(this.o[k] as string)) throw new RangeError(`search option '${k}' must be ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${JSON.stringify(this.o[k])}`);
+    };
+    oneOf('expansion', ['step', 'chain']);
+    oneOf('selection', ['leaf', 'widen']);
+    oneOf('initialValue', ['none', 'heuristic']);
+    oneOf('rollout', ['sample', 'tree']);
+    if (!(this.o.repetitionPenalty > 0) || !Number.isFinite(this.o.repetitionPenalty)) throw new RangeError(`search option 'repetitionPenalty' must be > 0, got ${this.o.repetitionPenalty}`);
     for (const k of ['numActions', 'maxTokens', 'simulations', 'stepLimit', 'batchSize', 'rolloutMaxTokens'] as const) {
       const v = this.o[k];
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`search option '${k}' must be an integer >= 1, got ${v}`);
@@ -157,9 +189,11 @@ export class TreeSearch {
       for (const [stream, list] of byStream) {
         for (let i = 0; i < list.length; i += this.o.batchSize) {
           const chunk = list.slice(i, i + this.o.batchSize);
+          const opts: SampleOptions & { repetitionPenalty?: number } = { temperature, seed: (seed * 1_000_003 + stream * 7919) >>> 0 };
+          if (this.o.repetitionPenalty !== 1) opts.repetitionPenalty = this.o.repetitionPenalty;
           const out = await this.model.sampleNext(
             chunk.map((r) => r.cache),
-            { temperature, seed: (seed * 1_000_003 + stream * 7919) >>> 0 },
+            opts,
           );
           this.stats.sampleCalls++;
           this.batchRows += chunk.length;
@@ -196,31 +230,40 @@ export class TreeSearch {
     const caches = new Map<SearchNode, KvCache>();
     const roots: SearchNode[] = [];
     const nextId: number[] = [];
+    const ends = new Set(o.endTokens);
+    const heuristic = o.initialValue === 'heuristic';
     try {
       for (const t of tasks) {
         if (t.promptIds.length === 0) throw new Error(`search: sample '${t.sampleId}' has an empty prompt`);
+        if (heuristic && typeof t.truth !== 'string') throw new Error(`search: initialValue 'heuristic' needs the ground-truth text of sample '${t.sampleId}' (task.truth)`);
         const root = makeRoot();
         roots.push(root);
         nextId.push(1);
         caches.set(root, await this.model.cache(t.promptIds));
       }
       this.stats.nodes += roots.length;
+      const start = (node: SearchNode, tree: number) => {
+        if (heuristic) node.valueSum += heuristicValue(node.text, tasks[tree].truth ?? '');
+      };
       for (let sim = 0; sim < o.simulations; sim++) {
         // 1. selection
-        const leaves = roots.map((r) => selectLeaf(r, o.c, o.maxDepth));
+        const widen = o.selection === 'widen';
+        const leaves = roots.map((r) => (widen ? selectWiden(r, o.c, o.maxDepth, o.numActions) : selectLeaf(r, o.c, o.maxDepth)));
         // 2. expansion: numActions rows per expandable leaf, forked from its cache
-        const expand: Array<{ tree: number; leaf: SearchNode; rows: Row[] }> = [];
+        const expand: Array<{ tree: number; leaf: SearchNode; rows: Row[]; base: number }> = [];
         const revisit: SearchNode[] = [];
         leaves.forEach((leaf, tree) => {
-          if (leaf.terminal || leaf.depth >= o.maxDepth) {
-            revisit.push(leaf);
+          if (leaf.terminal || leaf.depth >= o.maxDepth || (widen && leaf.children.length > o.numActions)) {
+            // the authors' loop skips the simulation; the project's values the leaf again
+            if (!widen) revisit.push(leaf);
             return;
           }
           const parentCache = caches.get(leaf)!;
           const rows: Row[] = [];
+          const chain = o.expansion === 'chain';
           for (let a = 0; a < o.numActions; a++)
-            rows.push({ cache: parentCache.fork(), stream: a, tokens: [], logprobs: [], done: false, ended: false, boundaries: o.stepLimit, maxTokens: o.maxTokens });
-          expand.push({ tree, leaf, rows });
+            rows.push({ cache: parentCache.fork(), stream: a, tokens: [], logprobs: [], done: false, ended: false, boundaries: chain ? 0 : o.stepLimit, maxTokens: o.maxTokens });
+          expand.push({ tree, leaf, rows, base: parentCache.length });
         });
         await this.decodeRows(
           expand.flatMap((e) => e.rows),
@@ -230,47 +273,89 @@ export class TreeSearch {
         const fresh: Array<{ tree: number; node: SearchNode }> = [];
         for (const e of expand) {
           for (const r of e.rows) {
+            if (o.expansion === 'chain') {
+              // one continuation → a chain of nodes; each node's cache is the row's, cut after its tokens
+              const steps = chainSteps(r.tokens, r.logprobs, r.ended, { decode: o.decode, endTokens: o.endTokens, pattern: this.pattern, stepLimit: o.stepLimit, startDepth: e.leaf.depth, maxDepth: o.maxDepth });
+              let parent = e.leaf;
+              let used = 0;
+              steps.forEach((st, k) => {
+                const node = addChild(parent, nextId[e.tree]++, st);
+                used += st.tokens.length;
+                if (k === steps.length - 1) caches.set(node, r.cache);
+                else {
+                  const c = r.cache.fork();
+                  c.truncate(e.base + used);
+                  caches.set(node, c);
+                }
+                start(node, e.tree);
+                fresh.push({ tree: e.tree, node });
+                parent = node;
+              });
+              if (steps.length === 0) r.cache.dispose();
+              continue;
+            }
             const body = r.ended ? r.tokens.slice(0, -1) : r.tokens;
             const node = addChild(e.leaf, nextId[e.tree]++, { tokens: r.tokens, text: this.o.decode(body), logprobs: r.logprobs, terminal: r.ended });
             caches.set(node, r.cache);
+            start(node, e.tree);
             fresh.push({ tree: e.tree, node });
           }
         }
         this.stats.nodes += fresh.length;
-        // 3. evaluation: rollouts of the new, non-terminal steps
+        // 3. evaluation: rollouts of the new, non-terminal steps ('sample'), or one rollout per
+        // expanded leaf down its best children ('tree')
         const rollRows: Row[] = [];
         const rollOf = new Map<SearchNode, Row>();
-        fresh.forEach(({ node }, i) => {
-          if (node.terminal) return;
-          const r: Row = {
-            cache: caches.get(node)!.fork(),
-            stream: i % o.numActions,
-            tokens: [],
-            logprobs: [],
-            done: false,
-            ended: false,
-            boundaries: o.rolloutSteps > 0 ? o.rolloutSteps * o.stepLimit : 0,
-            maxTokens: o.rolloutMaxTokens,
-          };
-          rollRows.push(r);
-          rollOf.set(node, r);
-        });
+        const evaluated: Array<{ tree: number; node: SearchNode }> = [];
+        if (o.rollout === 'tree') {
+          for (const e of expand) {
+            let cur = e.leaf;
+            let steps = 0;
+            while (steps < o.rolloutSteps && !cur.terminal && cur.children.length > 0) {
+              // the child with the highest summed value (the first one on ties)
+              cur = cur.children.reduce((b, c) => (c.valueSum > b.valueSum ? c : b));
+              steps++;
+            }
+            evaluated.push({ tree: e.tree, node: cur });
+            if (steps < o.rolloutSteps && !cur.terminal) {
+              const r: Row = { cache: caches.get(cur)!.fork(), stream: e.tree % o.numActions, tokens: [], logprobs: [], done: false, ended: false, boundaries: 0, maxTokens: o.rolloutMaxTokens };
+              rollRows.push(r);
+              rollOf.set(cur, r);
+            }
+          }
+        } else {
+          fresh.forEach(({ tree, node }, i) => {
+            evaluated.push({ tree, node });
+            if (node.terminal) return;
+            const r: Row = {
+              cache: caches.get(node)!.fork(),
+              stream: i % o.numActions,
+              tokens: [],
+              logprobs: [],
+              done: false,
+              ended: false,
+              boundaries: o.rolloutSteps > 0 ? o.rolloutSteps * o.stepLimit : 0,
+              maxTokens: o.rolloutMaxTokens,
+            };
+            rollRows.push(r);
+            rollOf.set(node, r);
+          });
+        }
         try {
           await this.decodeRows(rollRows, o.rolloutTemperature, o.seed * 131 + sim + 977);
         } finally {
           for (const r of rollRows) r.cache.dispose();
         }
         const items: Array<{ task: SearchTask; answer: string; partial: boolean; node: SearchNode }> = [];
-        for (const { tree, node } of fresh) {
+        for (const { tree, node } of evaluated) {
           const answerTokens = pathTo(node).flatMap((n) => n.tokens);
           const r = rollOf.get(node);
           let rollTokens: number[] = [];
-          let partial = false;
+          let partial = o.rollout === 'tree' ? !node.terminal : false;
           if (r) {
             rollTokens = r.ended ? r.tokens.slice(0, -1) : r.tokens;
             partial = !r.ended;
           }
-          const ends = new Set(o.endTokens);
           const all = answerTokens.concat(rollTokens).filter((t) => !ends.has(t));
           const answer = this.o.decode(all);
           if (r) node.rollout = this.o.decode(rollTokens);

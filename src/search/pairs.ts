@@ -1,6 +1,7 @@
 // Step-level preference pairs from a searched tree: at every node with two or more
 // evaluated children, the highest-value child's step is chosen and the lowest-value
 // child's step rejected, over the shared prefix (the steps from the root to that node).
+import { wordOverlap } from './heuristic.js';
 import { meanValue, pathTo, type SearchNode } from './tree.js';
 
 export interface PairOptions {
@@ -10,9 +11,15 @@ export interface PairOptions {
   overlapLimit?: number;
   /** minimum value of the chosen step (−0.3) */
   acceptValue?: number;
+  /** 'mean': the mean back-propagated value of the visited children (default); 'sum': every child's summed value (its start value included) */
+  pairValue?: 'mean' | 'sum';
+  /** 'tokens': Dice overlap of the token multisets (default); 'words': word sets of the texts, intersection over the smaller */
+  overlap?: 'tokens' | 'words';
+  /** 'step': chosen/rejected are the steps, the earlier steps the prefix (default); 'partial-answer': each is the earlier steps + its step, no prefix */
+  pairCoverage?: 'step' | 'partial-answer';
 }
 
-export const DEFAULT_PAIR_OPTIONS: Required<PairOptions> = { valueThreshold: 0.1, overlapLimit: 0.95, acceptValue: -0.3 };
+export const DEFAULT_PAIR_OPTIONS: Required<PairOptions> = { valueThreshold: 0.1, overlapLimit: 0.95, acceptValue: -0.3, pairValue: 'mean', overlap: 'tokens', pairCoverage: 'step' };
 
 /** One pair; what the preference trainer reads (ids) and what a person reads (text). */
 export interface StepPair {
@@ -76,24 +83,39 @@ export function extractPairs(root: SearchNode, ctx: TreeContext, options: PairOp
   }
   nodes.sort((a, b) => a.id - b.id);
   for (const node of nodes) {
-    const kids = node.children.filter((c) => c.visits > 0);
+    const sum = o.pairValue === 'sum';
+    const kids = sum ? node.children : node.children.filter((c) => c.visits > 0);
     if (kids.length < 2) continue;
+    const value = sum ? (c: SearchNode) => c.valueSum : meanValue;
     // first best and first worst in creation order on ties
     let best = kids[0];
     let worst = kids[0];
     for (const c of kids) {
-      if (meanValue(c) > meanValue(best)) best = c;
-      if (meanValue(c) < meanValue(worst)) worst = c;
+      if (value(c) > value(best)) best = c;
+      if (value(c) < value(worst)) worst = c;
     }
-    const vb = meanValue(best);
-    const vw = meanValue(worst);
+    const vb = value(best);
+    const vw = value(worst);
     if (best === worst || vb - vw < o.valueThreshold) continue;
     if (vb < o.acceptValue) continue;
-    if (tokenOverlap(best.tokens, worst.tokens) > o.overlapLimit) continue;
+    const overlap = o.overlap === 'words' ? wordOverlap(best.text, worst.text) : tokenOverlap(best.tokens, worst.tokens);
+    if (overlap > o.overlapLimit) continue;
     const path = pathTo(node);
-    const prefixIds = path.flatMap((n) => n.tokens);
-    const prefix = path.map((n) => n.text).join('');
-    const key = JSON.stringify([prefixIds, best.tokens, worst.tokens]);
+    let prefixIds = path.flatMap((n) => n.tokens);
+    let prefix = path.map((n) => n.text).join('');
+    let chosenIds = best.tokens.slice();
+    let rejectedIds = worst.tokens.slice();
+    let chosen = best.text;
+    let rejected = worst.text;
+    if (o.pairCoverage === 'partial-answer') {
+      chosenIds = prefixIds.concat(chosenIds);
+      rejectedIds = prefixIds.concat(rejectedIds);
+      chosen = prefix + chosen;
+      rejected = prefix + rejected;
+      prefixIds = [];
+      prefix = '';
+    }
+    const key = JSON.stringify([prefixIds, chosenIds, rejectedIds]);
     if (seen.has(key)) continue;
     seen.add(key);
     out.push({
@@ -101,14 +123,14 @@ export function extractPairs(root: SearchNode, ctx: TreeContext, options: PairOp
       depth: node.depth,
       prompt: ctx.prompt,
       prefix,
-      chosen: best.text,
-      rejected: worst.text,
+      chosen,
+      rejected,
       chosenValue: vb,
       rejectedValue: vw,
       promptIds: ctx.promptIds.slice(),
       prefixIds,
-      chosenIds: best.tokens.slice(),
-      rejectedIds: worst.tokens.slice(),
+      chosenIds,
+      rejectedIds,
       nodeId: node.id,
       chosenNode: best.id,
       rejectedNode: worst.id,

@@ -98,6 +98,18 @@ export function selectLeaf(root: SearchNode, c: number, maxDepth: number): Searc
   return node;
 }
 
+/**
+ * The authors' selection (search.selection 'widen'): from the root, descend by UCT only from a
+ * node with more than `numActions` children and above `maxDepth`; the node reached is expanded
+ * again (it gains numActions more children) unless it has more than numActions children, is
+ * terminal, or sits at maxDepth (then the simulation does nothing).
+ */
+export function selectWiden(root: SearchNode, c: number, maxDepth: number, numActions: number): SearchNode {
+  let node = root;
+  while (node.children.length > numActions && node.depth < maxDepth) node = selectChild(node, c);
+  return node;
+}
+
 /** adds `value` to the node and every ancestor up to the root, one visit each */
 export function backpropagate(node: SearchNode, value: number): void {
   for (let n: SearchNode | null = node; n; n = n.parent) {

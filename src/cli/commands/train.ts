@@ -3,11 +3,13 @@ import { loadModel } from '../../engine/model.js';
 import type { DeviceRequest } from '../../engine/engine.js';
 import { runOnUserData } from '../../pipeline/user-run.js';
 import { configReferenceText } from '../../pipeline/config-schema.js';
+import { PRESETS } from '../../pipeline/config.js';
 import { InterruptedError, interruptible } from '../../train/cli.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface LoopFlags {
   config?: string;
+  preset?: string;
   eval?: string[];
   evalRatio: number;
   iterations?: number;
@@ -40,6 +42,7 @@ export interface LoopFlags {
 /** the options `itool train` and `itool ablate` share */
 export function loopOptions(cmd: Command): Command {
   return cmd
+    .option('--preset <name>', `the preset under the config file and the flags: ${Object.values(PRESETS).map((p) => `'${p.name}' (${p.name === 'itool' ? 'the default: ' : ''}${p.doc})`).join('; ')}`)
     .option('--config <file>', 'JSON config file (pipeline options); flags override it')
     .option('--eval <files...>', 'held-out evaluation data (default: --eval-ratio of --data)')
     .option('--eval-ratio <r>', 'fraction of --data held out when no --eval is given', parseFloatOption('--eval-ratio'), 0.1)
@@ -120,6 +123,7 @@ export function register(program: Command): void {
         evalRatio: opts.evalRatio,
         out: opts.out,
         configFile: opts.config,
+        preset: opts.preset,
         overrides: overridesOf(opts),
         loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute }),
         adapter: opts.adapter,
