@@ -463,3 +463,67 @@ function catalog(k: number | undefined): ToolSpec[] {
     for (const list of byDomain.values()) if (round < list.length && out.length < k) out.push(list[round]!);
   return out;
 }
+
+/**
+ * Gives the tools of a share of the samples made-up names (the same in the tool list, the
+ * calls, the tool results and the ground truth), so that the function name can only be read
+ * from the tool list: a model trained from scratch otherwise learns one phrasing → name
+ * mapping per tool and, on a phrasing it has never seen, writes a tool that is not listed.
+ * Deterministic in (seed, sample id); `rate` 0 returns the samples unchanged.
+ */
+export function renameTools(samples: readonly Sample[], rate: number, seed = 1): Sample[] {
+  if (!(rate >= 0 && rate <= 1)) throw new Error(`synth: the renaming rate must be a probability, got ${String(rate)}`);
+  const taken = new Set(TOOLS.map((t) => t.name));
+  return samples.map((s) => {
+    const rng = new Rng(hash32(Math.floor(seed) >>> 0, 0x5ea1, strHash(s.id)));
+    if (!rng.chance(rate) || s.tools.length === 0) return s;
+    const alias = new Map<string, string>();
+    for (const t of s.tools) {
+      let a = '';
+      for (let tries = 0; tries < 20 && (!a || taken.has(a) || [...alias.values()].includes(a)); tries++) a = `${word(rng, rng.int(1, 2))}_${word(rng, rng.int(1, 2))}`;
+      alias.set(t.name, a);
+    }
+    const to = (n: string): string => alias.get(n) ?? n;
+    return {
+      ...s,
+      tools: s.tools.map((t) => ({ ...t, name: to(t.name) })),
+      messages: s.messages.map((m) =>
+        m.role === 'assistant' && m.toolCalls ? { ...m, toolCalls: m.toolCalls.map((c) => ({ ...c, name: to(c.name) })) } : m.role === 'tool' && m.name ? { ...m, name: to(m.name) } : m,
+      ),
+      groundTruth: s.groundTruth?.map((g) => Object.fromEntries(Object.entries(g).map(([k, v]) => [to(k), v]))),
+    };
+  });
+}
+
+/**
+ * Scrambled copies of texts for the demo's copy stage: each word is replaced, with
+ * probability `rate`, by another word of the texts or by a made-up word or number, so that
+ * repeating the text can only be done by copying it (its words no longer follow a phrasing
+ * the model can recall). Made-up words and numbers are drawn from the training split only
+ * (never a held-out value). Deterministic in the seed.
+ */
+export function scrambleTexts(texts: readonly string[], rate: number, seed = 1): string[] {
+  if (!(rate >= 0 && rate <= 1)) throw new Error(`synth: the scrambling rate must be a probability, got ${String(rate)}`);
+  const rng = new Rng(hash32(Math.floor(seed) >>> 0, 0x5c4a));
+  const words = [...new Set(texts.flatMap((t) => t.split(/\s+/).filter(Boolean)))];
+  const fresh = (): string => {
+    for (let tries = 0; tries < 50; tries++) {
+      let v: string;
+      if (rng.chance(0.25)) v = String(rng.int(0, rng.chance(0.5) ? 99 : 9999));
+      else {
+        const w = word(rng, rng.int(1, 3));
+        v = rng.chance(0.5) ? cap(w) : w;
+      }
+      const train = /^\d+$/.test(v) ? held('train', Number(v)) : held('train', strHash(v)) && !FIXED.has(v);
+      if (train) return v;
+    }
+    return rng.pick(words);
+  };
+  return texts.map((t) =>
+    t
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((w) => (rng.chance(rate) ? (rng.chance(0.5) ? fresh() : rng.pick(words)) : w))
+      .join(' '),
+  );
+}

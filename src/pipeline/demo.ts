@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { llamaConfig } from '../engine/config.js';
 import type { Model, ModelConfig } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
+import { renameTools, scrambleTexts } from '../data/synth.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
 import { categoryTableText, plainTable } from '../report/table.js';
 import { HERMES_TEMPLATE, trainBpe, writeTokenizer } from '../text/bpe.js';
@@ -44,9 +45,14 @@ export interface DemoSize {
   testSamples: number;
   /**
    * The copy stage before the warm-up SFT: the model learns to repeat the user's turns of the
-   * training samples (the domain's text, no labels), `epochs` passes; absent: none
+   * training samples (the domain's text, no labels), `epochs` passes; absent: none.
+   * `scramble`: besides each turn, a copy of it with that share of its words replaced by other
+   * words or made-up ones (see scrambleTexts), so that only copying can repeat it;
+   * `maxSteps`: the stage stops there (0: after the epochs)
    */
-  copyStage?: { epochs: number; lr: number; batchTokens: number };
+  copyStage?: { epochs: number; lr: number; batchTokens: number; scramble?: number; maxSteps?: number };
+  /** the share of warm-up samples whose tools get made-up names (see renameTools); absent: 0 */
+  renameTools?: number;
   vocabSize: number;
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number };
   pipeline: unknown;
@@ -212,13 +218,11 @@ export function tokenizerCorpus(samples: readonly Sample[], template = DEMO_TEMP
  * on text that repeats: what a small model needs to learn copying (induction) before the
  * warm-up SFT asks it to copy argument values it has never seen into calls.
  */
-export function copySamples(train: readonly Sample[]): Sample[] {
-  const out: Sample[] = [];
-  for (const s of train)
-    for (const m of s.messages)
-      if (m.role === 'user' && typeof m.content === 'string' && m.content)
-        out.push({ id: `copy-${out.length}`, category: 'simple', tools: [], messages: [{ role: 'user', content: m.content }, { role: 'assistant', content: m.content }], groundTruth: [] } as Sample);
-  return out;
+export function copySamples(train: readonly Sample[], scramble = 0, seed = 1): Sample[] {
+  const turns: string[] = [];
+  for (const s of train) for (const m of s.messages) if (m.role === 'user' && typeof m.content === 'string' && m.content) turns.push(m.content);
+  const texts = scramble > 0 ? [...turns, ...scrambleTexts(turns, scramble, seed)] : turns;
+  return texts.map((t, i) => ({ id: `copy-${i}`, category: 'simple', tools: [], messages: [{ role: 'user', content: t }, { role: 'assistant', content: t }], groundTruth: [] }) as Sample);
 }
 
 export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results: DemoResults; table: string; pipeline: PipelineResult }> {
@@ -295,9 +299,10 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
       const t1 = performance.now();
       const model = await deps.loadModel(initDir);
       try {
-        const copy = copySamples(train);
-        log(`copy stage: ${copy.length} user turns repeated, ${size.copyStage.epochs} epochs`);
-        const r = await env.trainer.sft(model, copy, { ...size.copyStage, curriculum: false, warmupRatio: 0.05, saveEvery: 0, maxLength: 512, outDir: join(o.out, 'copy-stage'), resume: true, phase: 'copy', seed: o.seed });
+        const { scramble = 0, maxSteps = 0, ...copyOpts } = size.copyStage;
+        const copy = copySamples(train, scramble, o.seed);
+        log(`copy stage: ${copy.length} user turns repeated${scramble > 0 ? ' (half of them scrambled)' : ''}, ${copyOpts.epochs} epochs${maxSteps ? `, at most ${maxSteps} steps` : ''}`);
+        const r = await env.trainer.sft(model, copy, { ...copyOpts, maxSteps, curriculum: false, warmupRatio: 0.05, saveEvery: 0, maxLength: 512, outDir: join(o.out, 'copy-stage'), resume: true, phase: 'copy', seed: o.seed });
         await env.saveModel(model, startDir);
         const last = r.points.slice(-20);
         copySeconds = (performance.now() - t1) / 1000;
@@ -308,7 +313,10 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
       }
     } else copySeconds = (JSON.parse(readFileSync(stamp, 'utf8')) as { seconds: number }).seconds;
   }
-  const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: startDir, train, test });
+  // the warm-up, the search and the baseline see the renamed tools (the copy stage and the
+  // tokenizer the samples as made)
+  const trainTools = size.renameTools ? renameTools(train, size.renameTools, o.seed) : train;
+  const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: startDir, train: trainTools, test });
 
   // 5. headroom measures: pass@k at the search temperature, copy rate, pairs by kind
   const runDir = join(o.out, 'run');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { loadSamples, synthDomains, synthesize, synthTools } from '../../src/data/index.js';
+import { renameTools, scrambleTexts } from '../../src/data/synth.js';
 import type { JsonSchema, Sample } from '../../src/data/sample.js';
 import { FRAMES, POOLS, TOOLS } from '../../src/data/synth-catalog.js';
 import { checkAnswer, formatHermesCalls, formatPythonCalls, validateCall } from '../../src/toolcall/index.js';
@@ -153,5 +154,67 @@ describe('synthetic generator', () => {
       expect(s.messages).toEqual(orig[i]!.messages.map((m) => (m.role === 'tool' ? { role: 'tool', content: m.content } : m)));
       expect(s.groundTruth).toEqual(orig[i]!.groundTruth);
     });
+  });
+
+  it('renameTools gives a share of the samples made-up tool names, consistently in tools, calls, tool turns and ground truth', () => {
+    const catalogNames = new Set(TOOLS.map((t) => t.name));
+    expect(renameTools(train, 0, 1)).toEqual(train);
+    const all = renameTools(train, 1, 1);
+    expect(renameTools(train, 1, 1)).toEqual(all);
+    all.forEach((r, i) => {
+      const o = train[i]!;
+      expect(r.tools.length).toBe(o.tools.length);
+      const names = r.tools.map((t) => t.name);
+      expect(new Set(names).size).toBe(names.length);
+      for (const n of names) expect(catalogNames.has(n), n).toBe(false);
+      // the same schemas apart from the name, the same user turns and arguments
+      expect(r.tools.map((t) => ({ ...t, name: '' }))).toEqual(o.tools.map((t) => ({ ...t, name: '' })));
+      expect(r.messages.filter((m) => m.role === 'user')).toEqual(o.messages.filter((m) => m.role === 'user'));
+      const rename = new Map(o.tools.map((t, k) => [t.name, r.tools[k]!.name]));
+      r.messages.forEach((m, k) => {
+        const om = o.messages[k]!;
+        if (m.role === 'assistant' && m.toolCalls) expect(m.toolCalls).toEqual((om as typeof m).toolCalls!.map((c) => ({ ...c, name: rename.get(c.name) })));
+        if (m.role === 'tool') expect(m.name).toBe(rename.get((om as typeof m).name!));
+      });
+      // the renamed answer is still judged correct against the renamed ground truth
+      expect(checkAnswer(r, answerOf(r)).valid, r.id).toBe(true);
+    });
+    const half = renameTools(train, 0.5, 1);
+    const changed = half.filter((r, i) => r !== train[i]).length / train.length;
+    expect(changed).toBeGreaterThan(0.4);
+    expect(changed).toBeLessThan(0.6);
+    expect(() => renameTools(train, 1.5, 1)).toThrow(/renaming rate must be a probability/);
+  });
+
+  it('scrambleTexts replaces about the given share of words and makes up no held-out value', () => {
+    const texts = train.map(userText);
+    expect(scrambleTexts(texts, 0, 1)).toEqual(texts);
+    const sc = scrambleTexts(texts, 0.5, 1);
+    expect(scrambleTexts(texts, 0.5, 1)).toEqual(sc);
+    let words = 0;
+    let same = 0;
+    sc.forEach((t, i) => {
+      const a = t.split(' ');
+      const b = texts[i]!.split(/\s+/).filter(Boolean);
+      expect(a.length).toBe(b.length);
+      words += a.length;
+      same += a.filter((w, k) => w === b[k]).length;
+    });
+    // half the words replaced, a few of them by the same word
+    expect(1 - same / words).toBeGreaterThan(0.4);
+    expect(1 - same / words).toBeLessThan(0.55);
+    // a word of the scrambled texts that is not in the originals is made up from the training split
+    const orig = new Set(texts.flatMap((t) => t.split(/\s+/)));
+    const testWords = new Set(test.flatMap((s) => s.messages.flatMap((m) => (m.role === 'assistant' && m.toolCalls ? m.toolCalls.flatMap((c) => Object.values(c.arguments)) : []))).filter((v) => typeof v === 'string' && !v.includes(' ')) as string[]);
+    let fresh = 0;
+    for (const t of sc)
+      for (const w of t.split(' ')) {
+        if (orig.has(w)) continue;
+        fresh++;
+        expect(testWords.has(w), w).toBe(false);
+        if (/^\d+$/.test(w)) expect(Number(w) % 4, w).not.toBe(3);
+      }
+    expect(fresh).toBeGreaterThan(1000);
+    expect(() => scrambleTexts(texts, -0.1, 1)).toThrow(/scrambling rate must be a probability/);
   });
 });
