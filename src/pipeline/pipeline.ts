@@ -213,8 +213,14 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
       const bar = env.progress?.(`iteration ${it} search (${tasks.length} samples x ${sc.simulations} simulations)`, tasks.length * sc.simulations);
       let res;
       try {
+        let repetitionPenalty = sc.repetitionPenalty ?? 1;
+        if (repetitionPenalty !== 1 && (m as { supportsRepetitionPenalty?: boolean }).supportsRepetitionPenalty !== true) {
+          log(`iteration ${it}: search.repetitionPenalty ${repetitionPenalty} asked, but the engine's sampler has no repetition penalty yet: sampling without it`);
+          repetitionPenalty = 1;
+        }
         res = await searchTrees(m, tasks, {
           ...sc,
+          repetitionPenalty,
           stepPattern: sc.stepPattern ? new RegExp(sc.stepPattern, 'g') : DEFAULT_STEP_PATTERN,
           endTokens: env.text.endTokens,
           decode: (ids) => env.text.decode(ids),

@@ -21,6 +21,8 @@ import { addChild, backpropagate, makeRoot, pathTo, selectLeaf, selectWiden, typ
 export interface SearchModel {
   cache(prompt: readonly number[]): Promise<KvCache>;
   sampleNext(caches: readonly KvCache[], opts?: SampleOptions): Promise<StepOutput>;
+  /** true when sampleNext applies a `repetitionPenalty` option (the native engine does not yet) */
+  readonly supportsRepetitionPenalty?: boolean;
 }
 
 /** One sample to search. */
@@ -161,6 +163,8 @@ export class TreeSearch {
     oneOf('initialValue', ['none', 'heuristic']);
     oneOf('rollout', ['sample', 'tree']);
     if (!(this.o.repetitionPenalty > 0) || !Number.isFinite(this.o.repetitionPenalty)) throw new RangeError(`search option 'repetitionPenalty' must be > 0, got ${this.o.repetitionPenalty}`);
+    if (this.o.repetitionPenalty !== 1 && model.supportsRepetitionPenalty !== true)
+      throw new Error(`search option 'repetitionPenalty' ${this.o.repetitionPenalty}: this model's sampler has no repetition penalty (give 1)`);
     for (const k of ['numActions', 'maxTokens', 'simulations', 'stepLimit', 'batchSize', 'rolloutMaxTokens'] as const) {
       const v = this.o[k];
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`search option '${k}' must be an integer >= 1, got ${v}`);
