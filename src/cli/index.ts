@@ -12,6 +12,7 @@ import * as exportCmd from './commands/export.js';
 import * as generate from './commands/generate.js';
 import * as infoCmd from './commands/info.js';
 import * as merge from './commands/merge.js';
+import * as plan from './commands/plan.js';
 import * as prefer from './commands/prefer.js';
 import * as score from './commands/score.js';
 import * as sft from './commands/sft.js';
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .description('Fine-tune language models for tool use with the iTool method on a native C++/CUDA engine')
     .version(pkg.version, '-V, --version')
     .showHelpAfterError();
-  for (const m of [demo, train, ablate, evalCmd, data, tokenize, generate, score, merge, sft, prefer, exportCmd, bench, infoCmd]) m.register(program);
+  for (const m of [demo, train, ablate, evalCmd, data, tokenize, generate, score, merge, sft, prefer, plan, exportCmd, bench, infoCmd]) m.register(program);
   return program;
 }
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoraOptions, Model } from '../engine/model-types.js';
 import { loadSamples } from '../data/formats.js';
-import type { DeviceRequest } from '../engine/engine.js';
+import { resolveDevice, type DeviceRequest } from '../engine/engine.js';
 import { checkLora, isAdapterDir, loadWithAdapter, modelFilesDir, saveAdapterWithChain, type AdapterChain } from '../engine/adapter.js';
 import { loadTokenizer } from '../text/index.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -14,6 +14,8 @@ import type { TrainHooks, TrainResult } from './loop.js';
 import { Checkpointer } from './checkpoint.js';
 import type { PreferenceOptions, SftOptions } from './options.js';
 import { loadPairs, type PairTokenizer } from './pairs.js';
+import { applyPlanEnvironment, formatPlan, loraShapeOf, runShapeOf, planRun, type MemoryFlags } from './plan-cli.js';
+import type { MemoryPlan } from './plan.js';
 import { trainPreference } from './preference.js';
 import { trainSft, type SftRenderer } from './sft.js';
 
@@ -29,6 +31,11 @@ export interface CommonCliOptions {
   adapter?: string;
   /** dtype of the saved model (not adapters): f32 or bf16 */
   dtype?: string;
+  /** the memory plan's flags (plan-cli.ts) */
+  maxMemory?: string;
+  weightsDtype?: string;
+  recompute?: boolean;
+  microTokens?: string | number;
 }
 
 /** Reads a JSON config file: an object whose keys are trainer options (camelCase). */
@@ -58,13 +65,13 @@ export function mergeOptions<T>(config: Record<string, unknown>, flags: Record<s
 
 export const SFT_KEYS = [
   'lr', 'schedule', 'warmupRatio', 'minLrRatio', 'beta1', 'beta2', 'eps', 'weightDecay', 'maxGradNorm', 'epochs', 'maxSteps',
-  'gradAccum', 'seed', 'saveEvery', 'keepLast', 'maxSkipsInRow', 'batchTokens', 'maxLength', 'curriculum', 'stages', 'replay',
+  'gradAccum', 'seed', 'saveEvery', 'keepLast', 'maxSkipsInRow', 'batchTokens', 'microTokens', 'maxLength', 'curriculum', 'stages', 'replay',
   'data', 'lora', 'device',
 ] as const;
 export const PREFERENCE_KEYS = [
   'lr', 'schedule', 'warmupRatio', 'minLrRatio', 'beta1', 'beta2', 'eps', 'weightDecay', 'maxGradNorm', 'epochs', 'maxSteps',
   'gradAccum', 'seed', 'saveEvery', 'keepLast', 'maxSkipsInRow', 'loss', 'beta', 'gamma', 'labelSmoothing', 'lambda',
-  'batchPairs', 'batchTokens', 'pairs', 'lora', 'device',
+  'batchPairs', 'batchTokens', 'microTokens', 'pairs', 'lora', 'device',
 ] as const;
 
 export function loraFrom(o: { loraRank?: number; loraAlpha?: number; loraTargets?: string }, config: unknown): LoraOptions | null {
@@ -89,14 +96,33 @@ export function deviceOf(flags: { device?: unknown }, config: { device?: unknown
   return d;
 }
 
-async function openModel(flags: CommonCliOptions, device: string, lora: LoraOptions | null): Promise<{ model: Model; chain: AdapterChain | null }> {
+async function openModel(flags: CommonCliOptions, device: string, lora: LoraOptions | null, plan: MemoryPlan | null): Promise<{ model: Model; chain: AdapterChain | null }> {
   const dir = flags.model;
   if (!isAdapterDir(dir) && !existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
   const given = flags.adapter !== undefined || isAdapterDir(dir);
   if (given && lora) throw new Error('--lora-rank (or "lora" in --config) with an adapter given: the adapter is trained on with its own rank, alpha and targets');
-  const { model, chain, adapter } = await loadWithAdapter(dir, { device: device as DeviceRequest, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
+  const memory = plan ? { dtype: plan.choices.weightsDtype, recompute: plan.choices.recompute } : {};
+  const { model, chain, adapter } = await loadWithAdapter(dir, { device: device as DeviceRequest, ...memory, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
   if (lora) model.addLora(lora);
   return { model, chain: adapter || lora ? chain : null };
+}
+
+/**
+ * The memory plan of `itool sft | prefer` on the CPU, printed on stderr before anything heavy (the
+ * tokenizer, the weights) is loaded; a run that cannot fit stops here with PlanError. On CUDA there
+ * is none (it plans host memory).
+ */
+function planOf(what: 'sft' | 'prefer', flags: CommonCliOptions, device: string, merged: Record<string, unknown>, lora: LoraOptions | null): MemoryPlan | null {
+  if (resolveDevice(device as DeviceRequest) !== 'cpu') return null;
+  const adapterDir = flags.adapter ?? (isAdapterDir(flags.model) ? flags.model : undefined);
+  const shape = lora ? { rank: lora.rank, targets: lora.targetModules } : loraShapeOf({}, adapterDir);
+  const mem: MemoryFlags = { maxMemory: flags.maxMemory, weightsDtype: flags.weightsDtype, recompute: flags.recompute, microTokens: flags.microTokens ?? (merged.microTokens as number | undefined) };
+  const run = runShapeOf(what, { model: flags.model, batchTokens: merged.batchTokens as number | undefined, maxLength: merged.maxLength as number | undefined, loss: merged.loss as string | undefined, data: (merged.data as string[] | undefined) ?? [] }, shape);
+  if (what === 'prefer') run.maxSequence = run.batchTokens; // a pair's two sequences share a micro-batch; their length is not known before the pairs are read
+  const plan = planRun(mem, run);
+  process.stderr.write(`itool ${what}: memory plan\n${formatPlan(plan).replace(/^/gm, '  ')}\n`);
+  applyPlanEnvironment(plan);
+  return plan;
 }
 
 function dtypeOf(flags: CommonCliOptions): 'f32' | 'bf16' {
@@ -201,12 +227,14 @@ export async function runSftCli(flags: SftCliOptions): Promise<string> {
   const files = (merged.data ?? []) as string[];
   if (files.length === 0) throw new Error('give the training data with --data FILE... (or "data" in --config)');
   const samples = files.flatMap((f) => loadSamples(f));
-  const tok = loadTokenizer(modelFilesDir(flags.model));
   const lora = loraFrom(flags, merged.lora);
   const dtype = dtypeOf(flags);
-  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora);
+  const plan = planOf('sft', flags, deviceOf(flags, merged), merged, lora);
+  const tok = loadTokenizer(modelFilesDir(flags.model));
+  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora, plan);
   try {
     const { data: _d, lora: _l, device: _dev, ...opts } = merged;
+    if (plan) opts.microTokens = plan.choices.microTokens;
     const renderer: SftRenderer = (s) => tok.render(s);
     announceResume(flags.out, flags.resume, 'sft');
     const sig = interruptible('sft');
@@ -235,6 +263,9 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
   const merged = mergeOptions<PreferenceOptions & { pairs: string; lora: unknown; device: string }>(config, flags, PREFERENCE_KEYS, 'prefer');
   const file = merged.pairs as string | undefined;
   if (!file) throw new Error('give the pairs with --pairs FILE (or "pairs" in --config)');
+  const lora = loraFrom(flags, merged.lora);
+  const dtype = dtypeOf(flags);
+  const plan = planOf('prefer', flags, deviceOf(flags, merged), merged, lora);
   let tok: PairTokenizer | null = null;
   try {
     if (existsSync(join(modelFilesDir(flags.model), 'tokenizer.json'))) tok = loadTokenizer(modelFilesDir(flags.model));
@@ -242,11 +273,10 @@ export async function runPreferCli(flags: PreferCliOptions): Promise<string> {
     throw new Error(`--model: tokenizer of ${flags.model}: ${(e as Error).message}`);
   }
   const pairs = loadPairs(file, tok);
-  const lora = loraFrom(flags, merged.lora);
-  const dtype = dtypeOf(flags);
-  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora);
+  const { model, chain } = await openModel(flags, deviceOf(flags, merged), lora, plan);
   try {
     const { pairs: _p, lora: _l, device: _dev, ...opts } = merged;
+    if (plan) opts.microTokens = plan.choices.microTokens;
     announceResume(flags.out, flags.resume, 'prefer');
     const sig = interruptible('prefer');
     let res: TrainResult;

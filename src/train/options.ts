@@ -58,6 +58,12 @@ export interface CommonTrainOptions {
 export interface SftOptions extends CommonTrainOptions {
   /** tokens per micro-batch (samples are packed whole up to this); default 4096 */
   batchTokens: number;
+  /**
+   * memory only: run each micro-batch as smaller ones of at most this many tokens (samples whole;
+   * 0: no split, default). A step keeps its samples and its loss (normalised by the step's target
+   * count), so the result is the unsplit one within f32 rounding; the memory planner sets it.
+   */
+  microTokens: number;
   /** truncate each rendered sample to this many tokens (0: no limit); default 2048 */
   maxLength: number;
   /** train easy to hard by difficulty bucket; default true */
@@ -84,6 +90,8 @@ export interface PreferenceOptions extends CommonTrainOptions {
   batchPairs: number;
   /** token budget of one micro-batch (pairs are split into micro-batches by it); default 4096 */
   batchTokens: number;
+  /** memory only: run each micro-batch as smaller ones of at most this many tokens (pairs whole; 0: no split) */
+  microTokens: number;
 }
 
 const COMMON: Omit<CommonTrainOptions, 'lr' | 'epochs' | 'phase'> = {
@@ -115,6 +123,7 @@ export const SFT_DEFAULTS: SftOptions = {
   epochs: 1,
   phase: 'sft',
   batchTokens: 4096,
+  microTokens: 0,
   maxLength: 2048,
   curriculum: true,
   stages: null,
@@ -134,6 +143,7 @@ export const PREFERENCE_DEFAULTS: PreferenceOptions = {
   lambda: 0.1,
   batchPairs: 16,
   batchTokens: 4096,
+  microTokens: 0,
 };
 
 function drop<T extends object>(o: Partial<T> | undefined): Partial<T> {
@@ -171,6 +181,7 @@ export function sftOptions(o?: Partial<SftOptions>): SftOptions {
   const r = { ...SFT_DEFAULTS, ...drop(o) };
   checkCommon(r, 'sft');
   if (!(Number.isInteger(r.batchTokens) && r.batchTokens > 0)) throw new RangeError(`sft: option batchTokens must be a positive integer, got ${r.batchTokens}`);
+  if (!(Number.isInteger(r.microTokens) && r.microTokens >= 0)) throw new RangeError(`sft: option microTokens must be an integer >= 0, got ${r.microTokens}`);
   if (!(Number.isInteger(r.maxLength) && r.maxLength >= 0)) throw new RangeError(`sft: option maxLength must be an integer >= 0, got ${r.maxLength}`);
   if (!(r.replay >= 0 && r.replay <= 1)) throw new RangeError(`sft: option replay must be in [0, 1], got ${r.replay}`);
   return r;
@@ -188,6 +199,7 @@ export function preferenceOptions(o?: Partial<PreferenceOptions>): PreferenceOpt
   pos('beta');
   pos('batchPairs');
   pos('batchTokens');
+  if (!(Number.isInteger(r.microTokens) && r.microTokens >= 0)) throw new RangeError(`preference: option microTokens must be an integer >= 0, got ${r.microTokens}`);
   if (!Number.isFinite(r.gamma)) throw new RangeError(`preference: option gamma must be a number, got ${r.gamma}`);
   if (!(r.labelSmoothing >= 0 && r.labelSmoothing < 0.5)) throw new RangeError(`preference: option labelSmoothing must be in [0, 0.5), got ${r.labelSmoothing}`);
   if (!(r.lambda >= 0) || !Number.isFinite(r.lambda)) throw new RangeError(`preference: option lambda must be >= 0, got ${r.lambda}`);

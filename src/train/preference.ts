@@ -121,7 +121,9 @@ export function planPreference(pairs: readonly PreferencePair[], o: PreferenceOp
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     const order = permutation(pairs.length, o.seed, 0x9a17, epoch);
     for (const stepPairs of chunk(order, o.batchPairs * o.gradAccum)) {
-      steps.push(packGroups(cost, stepPairs, o.batchTokens));
+      const groups = packGroups(cost, stepPairs, o.batchTokens);
+      // microTokens: smaller micro-batches, pairs whole (memory only; not in the fingerprint)
+      steps.push(o.microTokens > 0 ? groups.flatMap((g) => packGroups(cost, g, o.microTokens)) : groups);
       info.push({ epoch });
     }
   }

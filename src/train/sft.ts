@@ -49,7 +49,9 @@ export interface SftPlan {
  * The whole plan of an SFT run: a pure function of the data and the options (seed included).
  * Each stage (one when the curriculum is off) runs `epochs` passes; each pass visits the
  * stage's samples in the order permutation(seed, stage, epoch), packed greedily into
- * micro-batches of at most batchTokens tokens, gradAccum micro-batches per step.
+ * micro-batches of at most batchTokens tokens, gradAccum micro-batches per step; with
+ * microTokens each micro-batch runs as smaller ones (not in the fingerprint: a run may resume
+ * under another memory budget).
  */
 export function planSft(data: readonly RenderedSample[], o: SftOptions): SftPlan {
   const sequences: TrainSequence[] = [];
@@ -74,7 +76,8 @@ export function planSft(data: readonly RenderedSample[], o: SftOptions): SftPlan
       const order = permutation(members.length, o.seed, stage, epoch).map((j) => members[j]!);
       const micro = packGroups(lengths, order, o.batchTokens);
       for (const st of chunk(micro, o.gradAccum)) {
-        steps.push(st);
+        // microTokens splits a micro-batch further (memory only: the step's samples stay the same)
+        steps.push(o.microTokens > 0 ? st.flatMap((mb) => packGroups(lengths, mb, o.microTokens)) : st);
         info.push({ epoch, stage });
       }
     }

@@ -1,6 +1,7 @@
 // itool prefer: preference optimisation on step pairs alone (SimPO, DPO, IPO, ORPO).
 import type { Command } from 'commander';
 import { InterruptedError, runPreferCli } from '../../train/cli.js';
+import { memoryOptions } from '../../train/plan-cli.js';
 import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
@@ -28,7 +29,7 @@ export function register(program: Command): void {
     .option('--grad-accum <n>', 'multiplies the pairs per optimizer step (default 1)', parseIntOption('--grad-accum'))
     .option('--max-grad-norm <x>', 'gradient clipping norm, 0 off (default 1)', parseFloatOption('--max-grad-norm'))
     .option('--weight-decay <x>', 'AdamW weight decay (default 0)', parseFloatOption('--weight-decay'));
-  trainingOptions(command)
+  memoryOptions(trainingOptions(command))
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       try {
         const flags = cliFlags(o, cmd);

@@ -1,6 +1,7 @@
 // itool sft: supervised fine-tuning alone (loss on assistant tokens, easy-to-hard curriculum).
 import type { Command } from 'commander';
 import { InterruptedError, runSftCli } from '../../train/cli.js';
+import { memoryOptions } from '../../train/plan-cli.js';
 import { cliFlags, fail, parseFloatOption, parseIntOption, trainingOptions } from '../util.js';
 
 export function register(program: Command): void {
@@ -25,7 +26,7 @@ export function register(program: Command): void {
     .option('--weight-decay <x>', 'AdamW weight decay (default 0)', parseFloatOption('--weight-decay'))
     .option('--no-curriculum', 'train all buckets together instead of easy to hard')
     .option('--replay <x>', 'fraction of easier stages replayed in each later stage (default 0.2)', parseFloatOption('--replay'));
-  trainingOptions(command)
+  memoryOptions(trainingOptions(command))
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       try {
         const flags = cliFlags(o, cmd);

@@ -1,0 +1,279 @@
+// The memory plan of a run: what each part of it needs (weights, adapters, gradients, AdamW
+// state, activations, temporaries, log-prob scratch, KV cache, runtime), the choices that make
+// it fit a budget (frozen weights' dtype, activation recompute, micro-batch tokens), and the
+// expected peak. Pure: from a model configuration (config.json, no weights loaded) and the
+// run's options; the byte counts come from plan-memory.ts (a replay of the engine's allocations).
+//
+// Choices, cheapest first:
+// 1. frozen weights in bf16 when that loses nothing (a bf16 checkpoint under LoRA): half the
+//    bytes, and the bf16-B GEMM is as fast. Otherwise f32, and bf16 only when f32 cannot fit.
+//    Full fine-tuning keeps f32 weights (they are trained).
+// 2. the (recompute, micro-batch tokens) pair of lowest estimated time that fits, time relative
+//    to the plain step: (recompute ? 4/3 : 1) x (1 + 128 / micro-batch tokens) (a recomputed
+//    layer costs one more forward, a third of a step; a smaller micro-batch runs smaller GEMMs
+//    and one more pass of the LM head's weight gradient).
+// 3. with each pair, the allocator's block cache cap (ITOOL_CPU_CACHE_MB): 1 GiB, else 256 or 64 MiB
+//    (a smaller cache costs fresh pages for the activations of each call, little beside recompute).
+// Micro-batches never change a step's result beyond f32 rounding: a step keeps its samples (or
+// pairs) and its loss normalisation; only how many of them run in one forward changes.
+import type { ModelConfig } from '../engine/model-types.js';
+import { baseElements, CATEGORIES, loraElements, ModelReplay, type Bytes, type Category, type LoraShape, type WeightsDtype } from './plan-memory.js';
+
+export type CheckpointDtype = 'f32' | 'bf16' | 'f16' | null;
+
+export interface PlanRequest {
+  config: ModelConfig;
+  /** dtype of the checkpoint's weights (null: unknown, e.g. a random model) */
+  checkpointDtype: CheckpointDtype;
+  lora: LoraShape | null;
+  weightsDtype: 'auto' | WeightsDtype;
+  recompute: 'auto' | boolean;
+  /** tokens per micro-batch: 'auto' (chosen), or a number (0: the trainer's batchTokens, no split) */
+  microTokens: 'auto' | number;
+  /** the token budget of one of the trainer's micro-batches (batchTokens of the options) */
+  batchTokens: number;
+  /** the longest sequence (maxLength of SFT; a micro-batch holds at least one sequence) */
+  maxSequence: number;
+  /** what the run does: SFT steps (head gradient ahead), preference steps, the tree search, gradient-free scoring */
+  workloads: {
+    sft?: boolean;
+    preference?: boolean;
+    /** B branches decoding newTokens each off one prompt of promptTokens (forked KV caches) */
+    search?: { branches: number; promptTokens: number; newTokens: number } | null;
+    /** gradient-free forwards of batchTokens (perplexity selection, DPO/IPO reference sums, evaluation) */
+    scoring?: { batchTokens: number } | null;
+  };
+  budget: number;
+  /** bytes of the process outside the engine: node, the addon, the tokenizer, the data (see runtimeBytes) */
+  runtime: number;
+  /** the allocator's block cache cap in force ('auto': chosen; default 1 GiB) */
+  cacheCap?: 'auto' | number;
+}
+
+export interface PlanChoices {
+  weightsDtype: WeightsDtype;
+  recompute: boolean;
+  /** tokens per micro-batch (0: no split beyond the trainer's batchTokens) */
+  microTokens: number;
+  cacheCap: number;
+  /** why each choice was made */
+  reasons: string[];
+}
+
+export interface PhasePeak {
+  phase: string;
+  /** engine bytes (live + cached) at this phase's peak */
+  engine: number;
+}
+
+export interface MemoryPlan {
+  budget: number;
+  /** where the budget came from (--max-memory, or the fraction of the available memory) */
+  budgetSource?: string;
+  fits: boolean;
+  choices: PlanChoices;
+  /** bytes by category at the expected peak (engine live bytes), plus the cache and the runtime */
+  categories: Bytes & { allocatorCache: number; runtime: number };
+  /** expected peak resident memory of the process */
+  peak: number;
+  /** engine live bytes at its own peak (what the engine's allocator counter `peak` should read) */
+  enginePeakLive: number;
+  phases: PhasePeak[];
+  parameters: { base: number; trainable: number };
+  /** when it does not fit: what would */
+  advice: string[];
+}
+
+export const DEFAULT_CACHE_CAP = 1024 * 2 ** 20;
+const MIN_MICRO = 128;
+
+/** Relative time of a step (see the header). */
+export function stepCost(recompute: boolean, microTokens: number): number {
+  return (recompute ? 4 / 3 : 1) * (1 + 128 / Math.max(1, microTokens));
+}
+
+/** Sequence lengths of a packed micro-batch of T tokens with sequences of at most `maxSeq`. */
+function packOf(T: number, maxSeq: number): number[] {
+  const out: number[] = [];
+  let left = T;
+  while (left > 0) {
+    const n = Math.min(left, maxSeq > 0 ? maxSeq : left);
+    out.push(n);
+    left -= n;
+  }
+  return out;
+}
+
+interface Evaluated {
+  peak: number;
+  enginePeakLive: number;
+  atPeak: Bytes;
+  cachedAtPeak: number;
+  phases: PhasePeak[];
+}
+
+/** Replays the run's work on the model of the allocator: returns the peaks. */
+export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: boolean, microTokens: number, cacheCap: number): Evaluated {
+  const m = new ModelReplay({ config: r.config, weightsDtype, lora: r.lora }, cacheCap);
+  const phases: PhasePeak[] = [];
+  let best = { resident: 0, atPeak: m.a.atPeak, cached: 0 };
+  const mark = (phase: string): void => {
+    phases.push({ phase, engine: m.a.peakResident });
+    if (m.a.peakResident > best.resident) best = { resident: m.a.peakResident, atPeak: { ...m.a.atPeak }, cached: m.a.cachedAtPeak };
+  };
+  let peakLive = 0;
+  const phase = (name: string, f: () => void): void => {
+    m.a.resetPeak();
+    f();
+    peakLive = Math.max(peakLive, m.a.peakLive);
+    mark(name);
+  };
+  const T = microTokens > 0 ? Math.max(microTokens, Math.min(r.maxSequence || microTokens, r.batchTokens)) : r.batchTokens;
+  // two steps of different lengths: the block cache keeps the first one's blocks when the
+  // second's fall in other size classes (real batches vary in length)
+  const steps = [T, Math.max(1, Math.floor(T * 0.75))];
+  const w = r.workloads;
+  if (w.scoring) phase('scoring', () => m.inferenceForward(packOf(w.scoring!.batchTokens, r.maxSequence)));
+  if (w.search) {
+    const s = w.search;
+    phase('search', () => {
+      const bs = m.blockSize;
+      const promptBlocks = Math.ceil(s.promptTokens / bs);
+      m.reservePool(promptBlocks);
+      m.decode(1, s.promptTokens, 1);
+      // every branch copies the prompt's last (partial) block on its first write, then grows
+      for (let t = 1; t <= s.newTokens; t++) {
+        const perBranch = Math.ceil((s.promptTokens + t) / bs) - Math.floor(s.promptTokens / bs);
+        m.reservePool(promptBlocks + s.branches * perBranch);
+        m.decode(s.branches, 1, t === 1 ? s.branches : 0);
+        m.sampleLogits(s.branches);
+      }
+      m.disposeCaches();
+    });
+  }
+  if (w.sft)
+    phase('sft step', () => {
+      for (const t of steps) {
+        m.trainForwardBackward(packOf(t, r.maxSequence), recompute, true);
+        m.step();
+      }
+    });
+  if (w.preference)
+    phase('preference step', () => {
+      for (const t of steps) {
+        m.trainForwardBackward(packOf(t, r.maxSequence), recompute, false);
+        m.step();
+      }
+    });
+  peakLive = Math.max(peakLive, m.a.peakLive);
+  return { peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, phases };
+}
+
+function microCandidates(r: PlanRequest): number[] {
+  if (r.microTokens !== 'auto') return [r.microTokens];
+  const out = [0];
+  for (let t = r.batchTokens / 2; t >= MIN_MICRO; t /= 2) out.push(Math.floor(t));
+  return out;
+}
+
+/** The plan: choices in order of cost, the first that fits; when none fits, the cheapest with the lowest peak. */
+export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
+  if (!(r.batchTokens > 0)) throw new RangeError(`plan: batchTokens must be > 0, got ${r.batchTokens}`);
+  const training = !!(r.workloads.sft || r.workloads.preference);
+  const reasons: string[] = [];
+  let dtypes: WeightsDtype[];
+  if (r.weightsDtype !== 'auto') {
+    dtypes = [r.weightsDtype];
+    reasons.push(`weights ${r.weightsDtype}: asked for (--weights-dtype)`);
+  } else if (training && !r.lora) {
+    dtypes = ['f32'];
+    reasons.push('weights f32: full fine-tuning trains them');
+  } else if (r.checkpointDtype === 'bf16') {
+    dtypes = ['bf16'];
+    reasons.push('weights bf16: the checkpoint is bf16 (no loss) and they are frozen');
+  } else {
+    dtypes = ['f32', 'bf16'];
+  }
+  const recomputes = r.recompute === 'auto' ? [false, true] : [r.recompute];
+  const micros = training ? microCandidates(r) : [0];
+  const caps = r.cacheCap === 'auto' || r.cacheCap === undefined ? [DEFAULT_CACHE_CAP, 256 * 2 ** 20, 64 * 2 ** 20] : [r.cacheCap];
+  const eff = (micro: number): number => (micro > 0 ? micro : r.batchTokens);
+  const combos: Array<{ rc: boolean; micro: number }> = [];
+  for (const rc of training ? recomputes : [false]) for (const micro of micros) combos.push({ rc, micro });
+  combos.sort((a, b) => stepCost(a.rc, eff(a.micro)) - stepCost(b.rc, eff(b.micro)));
+  type Cand = { dt: WeightsDtype; rc: boolean; micro: number; cap: number; e: Evaluated };
+  let chosen = null as Cand | null;
+  let lowest = null as Cand | null;
+  // a smaller block cache costs page faults only (little next to recompute): tried before the next combination
+  outer: for (const dt of dtypes)
+    for (const { rc, micro } of combos)
+      for (const cap of caps) {
+        const e = evaluate(r, dt, rc, micro, cap);
+        if (!lowest || e.peak < lowest.e.peak) lowest = { dt, rc, micro, cap, e };
+        if (e.peak <= r.budget) {
+          chosen = { dt, rc, micro, cap, e };
+          break outer;
+        }
+      }
+  const fits = chosen !== null;
+  const c = chosen ?? lowest!;
+  if (r.weightsDtype === 'auto' && dtypes.length === 2)
+    reasons.push(c.dt === 'f32' ? `weights f32: the checkpoint is ${r.checkpointDtype ?? 'of unknown dtype'} and f32 fits` : `weights bf16: f32 frozen weights do not fit the budget (bf16 rounds the ${r.checkpointDtype ?? 'f32'} weights)`);
+  if (training) {
+    reasons.push(r.recompute === 'auto' ? (c.rc ? 'recompute on: keeping every layer\'s activations does not fit' : 'recompute off: the kept activations fit') : `recompute ${c.rc ? 'on' : 'off'}: asked for`);
+    reasons.push(
+      r.microTokens === 'auto'
+        ? c.micro > 0
+          ? `micro-batches of ${c.micro} tokens: ${r.batchTokens}-token micro-batches do not fit`
+          : `no split: ${r.batchTokens}-token micro-batches fit`
+        : `micro-batch tokens ${c.micro || r.batchTokens}: asked for`,
+    );
+  }
+  if (c.cap !== DEFAULT_CACHE_CAP) reasons.push(`allocator block cache capped at ${c.cap / 2 ** 20} MiB (default 1024)`);
+  const b = baseElements(r.config);
+  const plan: MemoryPlan = {
+    budget: r.budget,
+    fits,
+    choices: { weightsDtype: c.dt, recompute: c.rc, microTokens: c.micro, cacheCap: c.cap, reasons },
+    categories: { ...c.e.atPeak, allocatorCache: c.e.cachedAtPeak, runtime: r.runtime },
+    peak: c.e.peak,
+    enginePeakLive: c.e.enginePeakLive,
+    phases: c.e.phases,
+    parameters: { base: b.parameters, trainable: r.lora ? loraElements(r.config, r.lora).parameters : b.parameters },
+    advice: [],
+  };
+  if (!fits && withAdvice) plan.advice = adviceFor(r, plan);
+  return plan;
+}
+
+/** The bytes of the weights alone in a dtype (the model's buffer). */
+export function weightsBytes(config: ModelConfig, dtype: WeightsDtype): number {
+  return baseElements(config).numel * (dtype === 'bf16' ? 2 : 4);
+}
+
+/** Options that would make a plan fit, each checked by planning again with it. */
+function adviceFor(r: PlanRequest, p: MemoryPlan): string[] {
+  const out: string[] = [];
+  const tryIt = (what: string, over: Partial<PlanRequest>): void => {
+    const q = planMemory({ ...r, ...over, budget: r.budget }, false);
+    if (q.fits) out.push(`${what} (planned peak ${fmt(q.peak)})`);
+  };
+  const fmt = (n: number): string => `${(n / 2 ** 30).toFixed(2)} GiB`;
+  const training = !!(r.workloads.sft || r.workloads.preference);
+  if (r.weightsDtype === 'f32' && (!training || r.lora)) tryIt('--weights-dtype bf16', { weightsDtype: 'bf16' });
+  if (training && !r.lora) for (const rank of [16, 8]) if (out.length === 0 || !out.some((s) => s.startsWith('--lora-rank'))) tryIt(`--lora-rank ${rank}`, { lora: { rank, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, weightsDtype: 'auto' });
+  if (r.lora && r.lora.rank > 8) tryIt('--lora-rank 8', { lora: { ...r.lora, rank: 8 } });
+  if (training && r.recompute === false) tryIt('recompute on (drop --no-recompute)', { recompute: 'auto' });
+  if (training && r.microTokens !== 'auto') tryIt('an automatic micro-batch (drop --micro-tokens)', { microTokens: 'auto' });
+  if (training) for (const bt of [2048, 1024, 512]) if (bt < r.batchTokens && bt >= r.maxSequence) {
+    const before = out.length;
+    tryIt(`--batch-tokens ${bt}`, { batchTokens: bt });
+    if (out.length > before) break;
+  }
+  if (r.workloads.search && r.workloads.search.branches > 8) tryIt(`fewer branches in the search (--num-actions, or batch of ${Math.ceil(r.workloads.search.branches / 2)})`, { workloads: { ...r.workloads, search: { ...r.workloads.search, branches: Math.ceil(r.workloads.search.branches / 2) } } });
+  // the smallest budget that fits as asked
+  out.push(`--max-memory ${Math.ceil((p.peak * 1.05) / 2 ** 20)}MiB or more (the lowest planned peak as asked is ${fmt(p.peak)}; 5% margin)`);
+  return out;
+}
+
+export { CATEGORIES, type Category };
