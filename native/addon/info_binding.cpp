@@ -2,6 +2,7 @@
 #include "../core/cpu_features.h"
 #include "../core/cuda_info.h"
 #include "../core/threadpool.h"
+#include "../cpu/cpu_backend.h"
 #include "../cpu/ops_kernels.h"
 #include "util.h"
 
@@ -108,7 +109,24 @@ static Napi::Value CpuExpSumF64(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// allocatorStats() -> {current, peak, cached}: the CPU allocator's counters in bytes
+// (cpu_backend.h); resetAllocatorPeak(): peak := current
+static Napi::Value AllocatorStats(const Napi::CallbackInfo& info) {
+  const CpuAllocStats s = cpu_alloc_stats();
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("current", Napi::Number::New(info.Env(), double(s.current)));
+  r.Set("peak", Napi::Number::New(info.Env(), double(s.peak)));
+  r.Set("cached", Napi::Number::New(info.Env(), double(s.cached)));
+  return r;
+}
+static Napi::Value ResetAllocatorPeak(const Napi::CallbackInfo& info) {
+  cpu_alloc_reset_peak();
+  return info.Env().Undefined();
+}
+
 static void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("allocatorStats", js_fn(env, "allocatorStats", AllocatorStats));
+  exports.Set("resetAllocatorPeak", js_fn(env, "resetAllocatorPeak", ResetAllocatorPeak));
   exports.Set("info", js_fn(env, "info", Info));
   exports.Set("setCpuKernels", js_fn(env, "setCpuKernels", SetCpuKernels));
   exports.Set("cpuExpSumF64", js_fn(env, "cpuExpSumF64", CpuExpSumF64));

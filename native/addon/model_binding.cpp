@@ -1,4 +1,5 @@
-// N-API binding of the model (native/core/model.h) and of safetensors read/write.
+// N-API binding of the model (native/core/model.h); safetensors read/write are in
+// safetensors_binding.cpp.
 // modelCreate(options) returns a plain object whose methods close over the model;
 // long work (forward, backward, step, decoding, load/save) runs off the event loop.
 #include <cmath>
@@ -128,6 +129,29 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     std::lock_guard<std::mutex> g(m->mutex());
     m->set_recompute(info[0].As<Napi::Boolean>().Value());
     return info.Env().Undefined();
+  });
+
+  method(env, o, h, "weightDtype", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    return Napi::String::New(info.Env(), dtype_name(m->weight_dtype()));
+  });
+  // memory() -> {weights, adapters, gradients, optimizer, activations, kvCache, scratch, total} (bytes)
+  method(env, o, h, "memory", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    MemoryUse u;
+    {
+      std::lock_guard<std::mutex> g(m->mutex());
+      u = m->memory();
+    }
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("weights", Napi::Number::New(env, double(u.weights)));
+    r.Set("adapters", Napi::Number::New(env, double(u.adapters)));
+    r.Set("gradients", Napi::Number::New(env, double(u.gradients)));
+    r.Set("optimizer", Napi::Number::New(env, double(u.optimizer)));
+    r.Set("activations", Napi::Number::New(env, double(u.activations)));
+    r.Set("kvCache", Napi::Number::New(env, double(u.kv_cache)));
+    r.Set("scratch", Napi::Number::New(env, double(u.scratch)));
+    r.Set("total", Napi::Number::New(env, double(u.total())));
+    return r;
   });
 
   // forward({tokens, targets, cuSeqlens, positions?, train?, logits?}) -> Promise<{logprobs, logits?}>
@@ -483,21 +507,34 @@ static void check_size(const ModelConfig& c, const char* fn) {
   if (params > 4e10) throw_range(std::string(fn) + ": the configuration holds " + std::to_string(params) + " parameters, too many");
 }
 
-// modelCreate({config, device?, seed?, initStd?}) -> model object (random weights)
+// The storage dtype of the base weights: 'f32' (default) or 'bf16' (frozen bf16 weights on the
+// CPU; CUDA keeps its f32 master and bf16 copy for either). Anything else names itself.
+static DType weights_dtype(const Napi::Object& a, const char* fn, const Device& dev) {
+  if (!has(a, "dtype") || a.Get("dtype").IsUndefined()) return DType::F32;
+  Napi::Value v = a.Get("dtype");
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : v.ToString().Utf8Value();
+  if (v.IsString() && s == "f32") return DType::F32;
+  if (v.IsString() && s == "bf16") return DType::BF16;
+  throw_type(std::string(fn) + ": dtype '" + s.substr(0, 40) + "' cannot be held by " + dev.str() +
+             " (the weights' dtype must be 'f32' or 'bf16')");
+}
+
+// modelCreate({config, device?, seed?, initStd?, dtype?}) -> model object (random weights)
 Napi::Value ModelCreate(const Napi::CallbackInfo& info) {
   const char* fn = "modelCreate";
   Napi::Object a = object_arg(info, 0, fn);
   ModelConfig c = config_value(a.Get("config"), fn);
   Device dev = has(a, "device") && !a.Get("device").IsUndefined() ? device_value(a.Get("device"), fn, "device") : Device{};
+  DType wd = weights_dtype(a, fn, dev);
   uint64_t seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
   float std = float(get_number(a, "initStd", fn, 0, 10, 0.02));
   check_size(c, fn);
-  auto m = std::make_shared<Model>(c, dev);
+  auto m = std::make_shared<Model>(c, dev, true, wd);
   m->init_random(seed, std);
   return make_model_object(info.Env(), m);
 }
 
-// modelLoad({config, device?, dir}) -> Promise<model object> with the checkpoint's weights. The
+// modelLoad({config, device?, dir, dtype?}) -> Promise<model object> with the checkpoint's weights. The
 // files are checked against the configuration (headers, extents, names, shapes) before the
 // weights' memory is allocated, and the weights are never initialised before they are read.
 Napi::Value ModelLoad(const Napi::CallbackInfo& info) {
@@ -506,113 +543,24 @@ Napi::Value ModelLoad(const Napi::CallbackInfo& info) {
   ModelConfig c = config_value(a.Get("config"), fn);
   Device dev = has(a, "device") && !a.Get("device").IsUndefined() ? device_value(a.Get("device"), fn, "device") : Device{};
   std::string dir = path_value(has(a, "dir") ? a.Get("dir") : info.Env().Undefined(), fn, "dir");
+  DType wd = weights_dtype(a, fn, dev);
   check_size(c, fn);
   auto slot = std::make_shared<std::shared_ptr<Model>>();
   return run_async(
       info.Env(), fn,
-      [c, dev, dir, slot]() {
+      [c, dev, dir, slot, wd]() {
         auto files = checkpoint_shards(dir);
         Model::check_checkpoint(c, files);
-        auto m = std::make_shared<Model>(c, dev, /*zero_weights=*/false);
+        auto m = std::make_shared<Model>(c, dev, /*zero_weights=*/false, wd);
         m->load_checkpoint(files);
         *slot = std::move(m);
       },
       [slot](Napi::Env env) -> Napi::Value { return make_model_object(env, *slot); });
 }
 
-// ---- safetensors
-Napi::Value SafetensorsRead(const Napi::CallbackInfo& info) {
-  const char* fn = "safetensorsRead";
-  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
-  bool header_only = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-  SafetensorsFile f(path);
-  Napi::Env env = info.Env();
-  Napi::Object r = Napi::Object::New(env);
-  Napi::Array ts = Napi::Array::New(env, f.entries().size());
-  uint32_t i = 0;
-  for (auto& e : f.entries()) {
-    Napi::Object t = Napi::Object::New(env);
-    t.Set("name", e.name);
-    t.Set("dtype", e.dtype == DType::F32 ? "f32" : e.dtype == DType::BF16 ? "bf16" : "f16");
-    Napi::Array sh = Napi::Array::New(env, e.shape.size());
-    for (size_t k = 0; k < e.shape.size(); ++k) sh.Set(uint32_t(k), Napi::Number::New(env, double(e.shape[k])));
-    t.Set("shape", sh);
-    if (!header_only) {
-      std::vector<float> v(size_t(e.numel()));
-      f.read_f32(e, v.data());
-      t.Set("data", to_f32(env, v));
-    }
-    ts.Set(i++, t);
-  }
-  r.Set("tensors", ts);
-  Napi::Object md = Napi::Object::New(env);
-  for (auto& kv : f.metadata()) md.Set(kv.first, kv.second);
-  r.Set("metadata", md);
-  return r;
-}
-
-// safetensorsWrite(path, [{name, dtype, shape, data: Float32Array}], metadata?)
-Napi::Value SafetensorsWrite(const Napi::CallbackInfo& info) {
-  const char* fn = "safetensorsWrite";
-  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
-  if (info.Length() < 2 || !info[1].IsArray()) throw_type(std::string(fn) + ": argument 'tensors' must be an array");
-  Napi::Array a = info[1].As<Napi::Array>();
-  std::vector<std::vector<float>> store(a.Length());
-  std::vector<SafetensorsWriteItem> items;
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    Napi::Value tv = a.Get(i);
-    if (!tv.IsObject()) throw_type(std::string(fn) + ": tensors[" + std::to_string(i) + "] must be an object");
-    Napi::Object t = tv.As<Napi::Object>();
-    SafetensorsWriteItem it;
-    it.name = get_string(t, "name", fn);
-    DType d = dtype_value(t.Get("dtype"), fn, "dtype");
-    if (d == DType::I32) throw_type(std::string(fn) + ": dtype i32 cannot be written (f32, bf16, f16 can)");
-    it.dtype = d;
-    it.shape = shape_value(t.Get("shape"), fn, "shape");
-    store[i] = f32_array(t.Get("data"), fn, "data");
-    int64_t n = 1;
-    for (auto s : it.shape) n *= s;
-    if (n != int64_t(store[i].size())) throw_range(std::string(fn) + ": tensor '" + it.name + "' shape holds " + std::to_string(n) + " values, data " + std::to_string(store[i].size()));
-    it.data = store[i].data();
-    items.push_back(it);
-  }
-  std::map<std::string, std::string> md;
-  if (info.Length() > 2 && info[2].IsObject()) {
-    Napi::Object o = info[2].As<Napi::Object>();
-    Napi::Array keys = o.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string k = keys.Get(i).ToString().Utf8Value();
-      md[k] = string_value(o.Get(k), fn, "metadata");
-    }
-  }
-  write_safetensors(path, items, md);
-  return info.Env().Undefined();
-}
-
-// writeFileAtomic(path, text)
-Napi::Value WriteFileAtomic(const Napi::CallbackInfo& info) {
-  const char* fn = "writeFileAtomic";
-  std::string path = path_value(info.Length() ? info[0] : info.Env().Undefined(), fn, "path");
-  std::string text = string_value(info.Length() > 1 ? info[1] : info.Env().Undefined(), fn, "text");
-  write_file_atomic(path, text);
-  return info.Env().Undefined();
-}
-
-Napi::Value CheckpointShards(const Napi::CallbackInfo& info) {
-  std::string dir = path_value(info.Length() ? info[0] : info.Env().Undefined(), "checkpointShards", "dir");
-  auto files = checkpoint_shards(dir);
-  Napi::Array a = Napi::Array::New(info.Env(), files.size());
-  for (size_t i = 0; i < files.size(); ++i) a.Set(uint32_t(i), files[i]);
-  return a;
-}
-
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("modelCreate", js_fn(env, "modelCreate", ModelCreate));
   exports.Set("modelLoad", js_fn(env, "modelLoad", ModelLoad));
-  exports.Set("safetensorsRead", js_fn(env, "safetensorsRead", SafetensorsRead));
-  exports.Set("safetensorsWrite", js_fn(env, "safetensorsWrite", SafetensorsWrite));
-  exports.Set("writeFileAtomic", js_fn(env, "writeFileAtomic", WriteFileAtomic));
-  exports.Set("checkpointShards", js_fn(env, "checkpointShards", CheckpointShards));
 }
 
 }  // namespace

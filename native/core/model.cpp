@@ -82,11 +82,18 @@ void proj_dims(const ModelConfig& c, int p, int64_t& in, int64_t& out) {
 using namespace model_detail;
 
 // ------------------------------------------------------------------ setup
-Model::Model(const ModelConfig& cfg, Device dev, bool zero_weights) : cfg_(cfg) {
+Model::Model(const ModelConfig& cfg, Device dev, bool zero_weights, DType weights) : cfg_(cfg) {
   cfg_.validate();
+  if (weights != DType::F32 && weights != DType::BF16)
+    throw_type(std::string("model: weights of dtype '") + dtype_name(weights) + "' cannot be held by " + dev.str() + " (f32 or bf16)");
   be_ = backend_for(dev);
   act_ = be_->act_dtype();
   asz_ = dtype_size(act_);
+  // bf16 storage of the base weights is the CPU's frozen-weight mode; CUDA keeps its f32 master
+  // and bf16 compute copy whatever was asked
+  base_bf16_ = weights == DType::BF16 && act_ == DType::F32;
+  wdt_ = base_bf16_ ? DType::BF16 : act_;
+  wsz_ = dtype_size(wdt_);
   build_layout(zero_weights);
   // inv_freq with the llama3 rule when configured
   int64_t half = cfg_.head_dim / 2;
@@ -165,6 +172,14 @@ void Model::build_layout(bool zero_weights) {
 // zero: the values start at 0 (else they are left unwritten, for a checkpoint to fill: no page
 // of the weights is touched before the load writes it)
 void Model::finalize_group(ParamGroup& g, bool zero) {
+  g.grad = g.m = g.v = DevBuf{};
+  g.step = 0;
+  if (&g == &base_ && base_bf16_) {  // one bf16 copy, no f32 master
+    g.master = DevBuf{};
+    g.compute = alloc(size_t(std::max<int64_t>(g.numel, 1)) * 2);
+    if (zero) be_->memset_zero(g.compute.p(), size_t(g.numel) * 2);
+    return;
+  }
   g.master = alloc_f32(std::max<int64_t>(g.numel, 1));
   if (zero) be_->memset_zero(g.master.p(), size_t(g.numel) * 4);
   g.compute = DevBuf{};
@@ -175,10 +190,18 @@ void Model::finalize_group(ParamGroup& g, bool zero) {
 }
 
 void Model::sync_compute(ParamGroup& g) {
+  if (!g.master) return;  // bf16 base: the bf16 copy is the weights
   if (act_ != DType::F32 && g.numel > 0) be_->convert(g.master.p(), DType::F32, g.compute.p(), act_, g.numel);
 }
 
+void Model::check_base_trainable(const char* what) const {
+  if (base_bf16_ && !lora_active())
+    throw_error(std::string(what) + ": the base weights are bf16 (frozen: the model was loaded with dtype 'bf16'), so they "
+                "cannot be trained; load the model with dtype 'f32' for full fine-tuning, or add a LoRA adapter");
+}
+
 void Model::ensure_grads(ParamGroup& g) {
+  if (&g == &base_) check_base_trainable("training");
   if (!g.grad) {
     g.grad = alloc_f32(std::max<int64_t>(g.numel, 1));
     be_->memset_zero(g.grad.p(), size_t(g.numel) * 4);
@@ -187,8 +210,8 @@ void Model::ensure_grads(ParamGroup& g) {
 
 const void* Model::W(int i) const {
   const ParamInfo& p = base_.params[size_t(i)];
-  const uint8_t* b = static_cast<const uint8_t*>(act_ == DType::F32 ? base_.master.p() : base_.compute.p());
-  return b + size_t(p.offset) * asz_;
+  const uint8_t* b = static_cast<const uint8_t*>(base_.compute ? base_.compute.p() : base_.master.p());
+  return b + size_t(p.offset) * wsz_;
 }
 float* Model::G(int i) const {
   if (!base_trainable() || !base_.grad) return nullptr;
@@ -230,6 +253,12 @@ std::vector<float> Model::get_param(const std::string& name) const {
   if (!p) { g = &lora_; p = find_param(lora_, name); }
   if (!p) throw_range("model: no parameter named '" + name + "'");
   std::vector<float> v(size_t(p->numel));
+  if (!g->master) {  // bf16 base: widened exactly
+    std::vector<uint16_t> h(size_t(p->numel));
+    be_->copy_to_host(h.data(), static_cast<const uint16_t*>(g->compute.p()) + p->offset, h.size() * 2);
+    for (size_t i = 0; i < h.size(); ++i) v[i] = bf16_to_f32(h[i]);
+    return v;
+  }
   be_->copy_to_host(v.data(), g->master.f() + p->offset, v.size() * 4);
   return v;
 }
@@ -241,6 +270,12 @@ void Model::set_param(const std::string& name, const std::vector<float>& v) {
   if (!p) throw_range("model: no parameter named '" + name + "'");
   if (int64_t(v.size()) != p->numel)
     throw_range("model: parameter '" + name + "' holds " + std::to_string(p->numel) + " values, got " + std::to_string(v.size()));
+  if (!g->master) {  // bf16 base: rounded to nearest even
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_bf16(v[i]);
+    be_->copy_from_host(static_cast<uint16_t*>(g->compute.p()) + p->offset, h.data(), h.size() * 2);
+    return;
+  }
   be_->copy_from_host(g->master.f() + p->offset, v.data(), v.size() * 4);
   sync_compute(*g);
 }
@@ -253,6 +288,34 @@ std::vector<float> Model::get_grad(const std::string& name) const {
   std::vector<float> v(size_t(p->numel), 0.f);
   if (g->grad && (g == &lora_ || base_trainable())) be_->copy_to_host(v.data(), g->grad.f() + p->offset, v.size() * 4);
   return v;
+}
+
+static int64_t buf_bytes(const DevBuf& b) { return b ? int64_t(b.s->bytes) : 0; }
+
+MemoryUse Model::memory() const {
+  MemoryUse u;
+  u.weights = buf_bytes(base_.master) + buf_bytes(base_.compute);
+  u.adapters = buf_bytes(lora_.master) + buf_bytes(lora_.compute);
+  u.gradients = buf_bytes(base_.grad) + buf_bytes(lora_.grad);
+  u.optimizer = buf_bytes(base_.m) + buf_bytes(base_.v) + buf_bytes(lora_.m) + buf_bytes(lora_.v);
+  // a buffer may be referenced twice (each layer's x_in is the previous layer's output): once
+  std::set<const Storage*> seen;
+  auto once = [&](const DevBuf& b) -> int64_t { return b && seen.insert(b.s.get()).second ? int64_t(b.s->bytes) : 0; };
+  if (saved_.valid) {
+    for (const DevBuf* b : {&saved_.tokens, &saved_.targets, &saved_.cu, &saved_.pos, &saved_.xf, &saved_.rstdf, &saved_.x_last, &saved_.dxf})
+      u.activations += once(*b);
+    for (auto& a : saved_.acts) {
+      for (const DevBuf* b : {&a.x_in, &a.xn1, &a.rstd1, &a.q_pre, &a.k_pre, &a.rstd_q, &a.rstd_k, &a.q, &a.k, &a.v, &a.attn,
+                              &a.lse, &a.x_mid, &a.xn2, &a.rstd2, &a.gate, &a.up, &a.act})
+        u.activations += once(*b);
+      for (auto& b : a.lt) u.activations += once(b);
+    }
+  }
+  for (auto& b : kpool_) u.kv_cache += buf_bytes(b);
+  for (auto& b : vpool_) u.kv_cache += buf_bytes(b);
+  u.scratch = buf_bytes(inv_freq_);
+  for (auto& kv : caches_) u.scratch += once(kv.second.hidden);
+  return u;
 }
 
 }  // namespace itool

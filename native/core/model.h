@@ -6,6 +6,12 @@
 // with an act-dtype compute copy (the master itself when act is f32), f32 gradients and
 // AdamW moments allocated on first use. Parameters of each group are laid out with the
 // weight-decayed matrices first and the norms/biases after them.
+//
+// Frozen bf16 weights (CPU, weights = BF16): the base group holds its weights once, in bf16
+// (`compute`, no f32 `master`), read by the ops through their bf16 weight paths (exact
+// widening). The base is then frozen: LoRA adapters (f32, f32 gradients and AdamW state)
+// train on top of it; full fine-tuning is refused. On CUDA the weights argument is ignored
+// (f32 master + bf16 compute copy, as always).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -72,6 +78,13 @@ struct StepInfo {
   bool skipped = false;
 };
 
+// Bytes of the buffers a model holds now, by what they are for (each buffer counted at its
+// allocation size; see Model::memory).
+struct MemoryUse {
+  int64_t weights = 0, adapters = 0, gradients = 0, optimizer = 0, activations = 0, kv_cache = 0, scratch = 0;
+  int64_t total() const { return weights + adapters + gradients + optimizer + activations + kv_cache + scratch; }
+};
+
 struct CacheState {
   std::vector<int32_t> blocks;  // block ids in the pool
   std::vector<int32_t> tokens;  // all tokens (the last ones may not be in the KV yet)
@@ -88,8 +101,9 @@ struct Spec;
 class Model {
  public:
   // zero_weights = false leaves the weights unwritten (load_checkpoint fills them; nothing else
-  // may use the model before it has)
-  Model(const ModelConfig& cfg, Device dev, bool zero_weights = true);
+  // may use the model before it has). weights: the storage dtype of the base weights, F32 or
+  // (CPU) BF16 for frozen bf16 weights; anything else throws a TypeError naming it.
+  Model(const ModelConfig& cfg, Device dev, bool zero_weights = true, DType weights = DType::F32);
   ~Model();
   const ModelConfig& config() const { return cfg_; }
   Backend* backend() const { return be_; }
@@ -108,6 +122,13 @@ class Model {
   int64_t num_parameters() const;        // base weights (LoRA adapters not counted)
   int64_t trainable_parameters() const;  // adapter weights with LoRA, else the base weights
   const ParamGroup& base() const { return base_; }
+  // F32, or BF16 when the base weights are stored only in bf16 (frozen)
+  DType weight_dtype() const { return base_bf16_ ? DType::BF16 : DType::F32; }
+  // What the model's own buffers hold now: weights (base group buffers), adapters (LoRA
+  // group buffers), gradients, optimizer (AdamW m, v), activations (saved by a training
+  // forward for backward), kv_cache (the K/V pools), scratch (RoPE frequencies, the caches'
+  // last hidden states). Buffers freed before a call returns are never counted.
+  MemoryUse memory() const;
   const ParamGroup& lora_group() const { return lora_; }
   // host copy of a parameter by name (base or lora group)
   std::vector<float> get_param(const std::string& name) const;
@@ -195,6 +216,8 @@ class Model {
   const void* LW(int i) const;
   float* LG(int i) const;
   bool base_trainable() const { return !lora_active(); }
+  // throws when training would need gradients of bf16 (frozen) base weights
+  void check_base_trainable(const char* what) const;
   const void* head_w() const { return W(cfg_.tie ? embed_ : lm_head_); }
   float* head_g() const { return G(cfg_.tie ? embed_ : lm_head_); }
 
@@ -220,6 +243,9 @@ class Model {
   Backend* be_;
   DType act_;
   size_t asz_;
+  bool base_bf16_ = false;  // base weights stored only in bf16 (CPU, frozen)
+  DType wdt_;               // dtype the ops read the base weights in: act_, or BF16
+  size_t wsz_;
   mutable std::mutex mu_;
   ParamGroup base_, lora_;
   LoraConfig lora_cfg_;

@@ -166,7 +166,7 @@ void Model::decode(const std::vector<CacheState*>& cs, int64_t n_new) {
   ctx.B = B; ctx.n_new = n_new; ctx.max_blocks = maxb; ctx.block_table = d_table.i(); ctx.ctx_lens = d_lens.i();
   DevBuf x = alloc_act(T * H);
   EmbeddingParams ep;
-  ep.ids = d_tok.i(); ep.n = T; ep.vocab = c.vocab; ep.dim = H; ep.table = W(embed_); ep.out = x.p();
+  ep.ids = d_tok.i(); ep.n = T; ep.vocab = c.vocab; ep.dim = H; ep.table = W(embed_); ep.table_type = wdt_; ep.out = x.p();
   be_->embedding_forward(ep);
   LayerActs a;
   alloc_layer_acts(a, T, true);
@@ -178,7 +178,7 @@ void Model::decode(const std::vector<CacheState*>& cs, int64_t n_new) {
   }
   DevBuf xf = alloc_act(T * H), rstdf = alloc_f32(T);
   RmsNormParams rn;
-  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = x.p(); rn.w = W(final_norm_); rn.y = xf.p(); rn.rstd = rstdf.f();
+  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = x.p(); rn.w = W(final_norm_); rn.w_type = wdt_; rn.y = xf.p(); rn.rstd = rstdf.f();
   be_->rmsnorm_forward(rn);
   for (int64_t b = 0; b < B; ++b) {
     CacheState* s = cs[size_t(b)];
@@ -227,7 +227,7 @@ void Model::logits_for(const std::vector<CacheState*>& cs, DevBuf& logits) {
   for (int64_t b = 0; b < B; ++b)
     be_->copy(static_cast<uint8_t*>(hid.p()) + size_t(b * H) * asz_, cs[size_t(b)]->hidden.p(), size_t(H) * asz_);
   logits = alloc_f32(B * V);
-  gemm(B, V, H, false, true, hid.p(), H, head_w(), H, logits.p(), V, 1.f, 0.f, act_, act_, DType::F32);
+  gemm(B, V, H, false, true, hid.p(), H, head_w(), H, logits.p(), V, 1.f, 0.f, act_, wdt_, DType::F32);
 }
 
 static std::vector<CacheState*> unique_caches(Model* m, std::map<int64_t, CacheState>& caches, const std::vector<int64_t>& ids, const char* fn) {

@@ -7,14 +7,22 @@ using namespace model_detail;
 
 void Model::init_random(uint64_t seed, float std) {
   Rng r{seed ^ 0x1F2E3D4C5B6A7988ull};
-  std::vector<float> h(size_t(base_.numel), 0.f);
+  // tensor by tensor (the same draws, in layout order, as one pass over the whole group): the
+  // host never holds more than one tensor, and a bf16 base never exists in f32
+  std::vector<float> h;
+  std::vector<uint16_t> h16;
   for (auto& p : base_.params) {
-    float* d = h.data() + p.offset;
+    h.resize(size_t(p.numel));
     bool is_norm = p.name.find("norm.weight") != std::string::npos;
-    bool is_bias = p.name.size() > 5 && p.name.compare(p.name.size() - 5, 5, ".bias") == 0;
-    for (int64_t i = 0; i < p.numel; ++i) d[i] = is_norm ? 1.f : is_bias ? float(r.normal() * std) : float(r.normal() * std);
+    for (int64_t i = 0; i < p.numel; ++i) h[size_t(i)] = is_norm ? 1.f : float(r.normal() * std);
+    if (base_bf16_) {
+      h16.resize(h.size());
+      for (size_t i = 0; i < h.size(); ++i) h16[i] = f32_to_bf16(h[i]);
+      be_->copy_from_host(static_cast<uint16_t*>(base_.compute.p()) + p.offset, h16.data(), h16.size() * 2);
+    } else {
+      be_->copy_from_host(base_.master.f() + p.offset, h.data(), h.size() * 4);
+    }
   }
-  be_->copy_from_host(base_.master.p(), h.data(), h.size() * 4);
   sync_compute(base_);
 }
 
@@ -72,33 +80,49 @@ void Model::load_checkpoint(const std::vector<std::string>& files) {
   if (host) {
     // the weights are written once, front to back: transparent huge pages where the kernel offers
     // them on request (a 0.5B model faults in 1,000 pages instead of 500,000)
+    void* base = base_bf16_ ? base_.compute.p() : base_.master.p();
     const uintptr_t huge = uintptr_t(1) << 21;
-    uintptr_t b = (uintptr_t(base_.master.p()) + huge - 1) / huge * huge;
-    uintptr_t e = (uintptr_t(base_.master.p()) + size_t(base_.numel) * 4) / huge * huge;
+    uintptr_t b = (uintptr_t(base) + huge - 1) / huge * huge;
+    uintptr_t e = (uintptr_t(base) + size_t(base_.numel) * wsz_) / huge * huge;
     if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
   }
   std::vector<float> stage;
   for (size_t i = 0; i < base_.params.size(); ++i) {
     const ParamInfo& p = base_.params[i];
     int64_t end = i + 1 < base_.params.size() ? base_.params[i + 1].offset : base_.numel;
-    if (host) {
+    const SafetensorsFile& f = *src[i].first;
+    const SafetensorsEntry& e = *src[i].second;
+    if (base_bf16_) {
+      // bf16 weights (CPU): a bf16 tensor is copied as it is; f32/f16 ones are rounded to nearest
+      // even, one tensor at a time (the model never exists in f32)
+      uint16_t* dst = static_cast<uint16_t*>(base_.compute.p()) + p.offset;
+      if (e.dtype == DType::BF16) {
+        std::memcpy(dst, f.data(e), size_t(p.numel) * 2);
+      } else {
+        stage.resize(size_t(p.numel));
+        f.read_f32(e, stage.data());
+        for (int64_t k = 0; k < p.numel; ++k) dst[k] = f32_to_bf16(stage[size_t(k)]);
+      }
+      std::memset(dst + p.numel, 0, size_t(end - p.offset - p.numel) * 2);
+    } else if (host) {
       float* dst = base_.master.f() + p.offset;
-      src[i].first->read_f32(*src[i].second, dst);
+      f.read_f32(e, dst);
       std::memset(dst + p.numel, 0, size_t(end - p.offset - p.numel) * 4);
-      src[i].first->release(*src[i].second);
     } else {
       stage.assign(size_t(end - p.offset), 0.f);
-      src[i].first->read_f32(*src[i].second, stage.data());
+      f.read_f32(e, stage.data());
       be_->copy_from_host(base_.master.f() + p.offset, stage.data(), stage.size() * 4);
-      src[i].first->release(*src[i].second);
     }
+    f.release(e);
   }
+  if (base_bf16_) std::vector<float>().swap(stage);
   sync_compute(base_);
 }
 
 void Model::save_checkpoint(const std::string& path, DType dtype) const {
-  std::vector<float> h(size_t(base_.numel));
-  be_->copy_to_host(h.data(), base_.master.p(), h.size() * 4);
+  // streamed tensor by tensor into the temp file: on the CPU straight from the weights (a
+  // conversion goes through one tensor's buffer), elsewhere one tensor at a time through the host
+  const bool host = be_->device().kind == DeviceKind::CPU;
   std::vector<SafetensorsWriteItem> items;
   std::vector<const ParamInfo*> order;
   for (auto& p : base_.params) order.push_back(&p);
@@ -108,13 +132,29 @@ void Model::save_checkpoint(const std::string& path, DType dtype) const {
     it.name = p->name;
     it.dtype = dtype;
     it.shape = p->shape;
-    it.data = h.data() + p->offset;
-    items.push_back(it);
+    const int64_t off = p->offset, n = p->numel;
+    if (base_bf16_) {
+      const uint16_t* w16 = static_cast<const uint16_t*>(base_.compute.p()) + off;
+      if (dtype == DType::BF16 && host) it.raw16 = w16;
+      else
+        it.fill = [this, w16, n](float* out) {
+          std::vector<uint16_t> h(static_cast<size_t>(n));
+          be_->copy_to_host(h.data(), w16, size_t(n) * 2);
+          for (int64_t k = 0; k < n; ++k) out[k] = bf16_to_f32(h[size_t(k)]);
+        };
+    } else if (host) {
+      it.data = base_.master.f() + off;
+    } else {
+      const float* w = base_.master.f() + off;
+      it.fill = [this, w, n](float* out) { be_->copy_to_host(out, w, size_t(n) * 4); };
+    }
+    items.push_back(std::move(it));
   }
   write_safetensors(path, items, {{"format", "pt"}});
 }
 
 void Model::save_training_state(const std::string& path) const {
+  check_base_trainable("saveTrainingState");
   const ParamGroup& g = lora_active() ? lora_ : base_;
   int64_t n = g.numel;
   std::vector<float> p(static_cast<size_t>(n)), m(static_cast<size_t>(n), 0.f), v(static_cast<size_t>(n), 0.f);
@@ -137,6 +177,7 @@ void Model::save_training_state(const std::string& path) const {
 }
 
 void Model::load_training_state(const std::string& path) {
+  check_base_trainable("loadTrainingState");
   ParamGroup& g = lora_active() ? lora_ : base_;
   SafetensorsFile f(path);
   auto md = f.metadata();

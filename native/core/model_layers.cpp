@@ -19,11 +19,11 @@ void Model::linear_fwd(int l, int p, const void* x, int64_t T, void* y, DevBuf* 
   int64_t in, out;
   proj_dims(cfg_, p, in, out);
   const LayerP& L = lp_[size_t(l)];
-  gemm(T, out, in, false, true, x, in, W(L.w[p]), in, y, out, 1.f, 0.f, act_, act_, act_);
+  gemm(T, out, in, false, true, x, in, W(L.w[p]), in, y, out, 1.f, 0.f, act_, wdt_, act_);
   int bias = p == P_Q ? L.qb : p == P_K ? L.kb : p == P_V ? L.vb : -1;
   if (bias >= 0) {
     BiasParams b;
-    b.n = T; b.d = out; b.x = y; b.bias = W(bias);
+    b.n = T; b.d = out; b.x = y; b.bias = W(bias); b.bias_type = wdt_;
     be_->bias_forward(b);
   }
   if (lora_active() && lora_a_[size_t(l * P_COUNT + p)] >= 0) {
@@ -47,7 +47,7 @@ void Model::linear_bwd(int l, int p, const void* x, const void* lt, const void* 
       be_->bias_backward(b);
     }
   }
-  gemm(T, in, out, false, false, dy, out, W(L.w[p]), in, dx, in, 1.f, acc ? 1.f : 0.f, act_, act_, act_);
+  gemm(T, in, out, false, false, dy, out, W(L.w[p]), in, dx, in, 1.f, acc ? 1.f : 0.f, act_, wdt_, act_);
   if (lora_active() && lora_a_[size_t(l * P_COUNT + p)] >= 0) {
     int64_t r = lora_cfg_.rank;
     float s = lora_cfg_.scaling();
@@ -94,7 +94,7 @@ void Model::layer_forward(int l, LayerActs& a, int64_t T, const int32_t* pos, co
   const LayerP& L = lp_[size_t(l)];
   int64_t H = c.hidden, I = c.inter, D = c.head_dim;
   RmsNormParams rn;
-  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = a.x_in.p(); rn.w = W(L.in_norm); rn.y = a.xn1.p(); rn.rstd = a.rstd1.f();
+  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = a.x_in.p(); rn.w = W(L.in_norm); rn.w_type = wdt_; rn.y = a.xn1.p(); rn.rstd = a.rstd1.f();
   be_->rmsnorm_forward(rn);
   void* qo = c.qk_norm ? a.q_pre.p() : a.q.p();
   void* ko = c.qk_norm ? a.k_pre.p() : a.k.p();
@@ -103,10 +103,10 @@ void Model::layer_forward(int l, LayerActs& a, int64_t T, const int32_t* pos, co
   linear_fwd(l, P_V, a.xn1.p(), T, a.v.p(), &a.lt[P_V]);
   if (c.qk_norm) {
     RmsNormParams q;
-    q.n = T * c.heads; q.d = D; q.eps = c.eps; q.x = a.q_pre.p(); q.w = W(L.qn); q.y = a.q.p(); q.rstd = a.rstd_q.f();
+    q.n = T * c.heads; q.d = D; q.eps = c.eps; q.x = a.q_pre.p(); q.w = W(L.qn); q.w_type = wdt_; q.y = a.q.p(); q.rstd = a.rstd_q.f();
     be_->rmsnorm_forward(q);
     RmsNormParams k;
-    k.n = T * c.kv_heads; k.d = D; k.eps = c.eps; k.x = a.k_pre.p(); k.w = W(L.kn); k.y = a.k.p(); k.rstd = a.rstd_k.f();
+    k.n = T * c.kv_heads; k.d = D; k.eps = c.eps; k.x = a.k_pre.p(); k.w = W(L.kn); k.w_type = wdt_; k.y = a.k.p(); k.rstd = a.rstd_k.f();
     be_->rmsnorm_forward(k);
   }
   RopeParams rq;
@@ -138,7 +138,7 @@ void Model::layer_forward(int l, LayerActs& a, int64_t T, const int32_t* pos, co
   ad.n = T * H; ad.a = a.x_mid.p(); ad.b = a.x_in.p(); ad.out = a.x_mid.p();
   be_->add(ad);
   RmsNormParams r2;
-  r2.n = T; r2.d = H; r2.eps = c.eps; r2.x = a.x_mid.p(); r2.w = W(L.post_norm); r2.y = a.xn2.p(); r2.rstd = a.rstd2.f();
+  r2.n = T; r2.d = H; r2.eps = c.eps; r2.x = a.x_mid.p(); r2.w = W(L.post_norm); r2.w_type = wdt_; r2.y = a.xn2.p(); r2.rstd = a.rstd2.f();
   be_->rmsnorm_forward(r2);
   linear_fwd(l, P_GATE, a.xn2.p(), T, a.gate.p(), &a.lt[P_GATE]);
   linear_fwd(l, P_UP, a.xn2.p(), T, a.up.p(), &a.lt[P_UP]);
@@ -174,7 +174,7 @@ void Model::layer_backward(int l, LayerActs& a, int64_t T, const int32_t* pos, c
     linear_bwd(l, P_UP, a.xn2.p(), a.lt[P_UP].p(), dup.p(), T, dxn.p(), true);
   }
   RmsNormParams r2;
-  r2.n = T; r2.d = H; r2.eps = c.eps; r2.x = a.x_mid.p(); r2.w = W(L.post_norm); r2.rstd = a.rstd2.f();
+  r2.n = T; r2.d = H; r2.eps = c.eps; r2.x = a.x_mid.p(); r2.w = W(L.post_norm); r2.w_type = wdt_; r2.rstd = a.rstd2.f();
   r2.dy = dxn.p(); r2.dx = tmp.p(); r2.dw = dw(L.post_norm, H);
   be_->rmsnorm_backward(r2);
   AddParams ad;
@@ -203,11 +203,11 @@ void Model::layer_backward(int l, LayerActs& a, int64_t T, const int32_t* pos, c
       dqp = alloc_act(T * Dq);
       dkp = alloc_act(T * Dkv);
       RmsNormParams q;
-      q.n = T * c.heads; q.d = D; q.eps = c.eps; q.x = a.q_pre.p(); q.w = W(L.qn); q.rstd = a.rstd_q.f();
+      q.n = T * c.heads; q.d = D; q.eps = c.eps; q.x = a.q_pre.p(); q.w = W(L.qn); q.w_type = wdt_; q.rstd = a.rstd_q.f();
       q.dy = dq.p(); q.dx = dqp.p(); q.dw = dw(L.qn, D);
       be_->rmsnorm_backward(q);
       RmsNormParams k;
-      k.n = T * c.kv_heads; k.d = D; k.eps = c.eps; k.x = a.k_pre.p(); k.w = W(L.kn); k.rstd = a.rstd_k.f();
+      k.n = T * c.kv_heads; k.d = D; k.eps = c.eps; k.x = a.k_pre.p(); k.w = W(L.kn); k.w_type = wdt_; k.rstd = a.rstd_k.f();
       k.dy = dk.p(); k.dx = dkp.p(); k.dw = dw(L.kn, D);
       be_->rmsnorm_backward(k);
       dq_in = dqp.p();
@@ -218,7 +218,7 @@ void Model::layer_backward(int l, LayerActs& a, int64_t T, const int32_t* pos, c
     linear_bwd(l, P_V, a.xn1.p(), a.lt[P_V].p(), dv.p(), T, dxn.p(), true);
   }
   RmsNormParams r1;
-  r1.n = T; r1.d = H; r1.eps = c.eps; r1.x = a.x_in.p(); r1.w = W(L.in_norm); r1.rstd = a.rstd1.f();
+  r1.n = T; r1.d = H; r1.eps = c.eps; r1.x = a.x_in.p(); r1.w = W(L.in_norm); r1.w_type = wdt_; r1.rstd = a.rstd1.f();
   r1.dy = dxn.p(); r1.dx = tmp.p(); r1.dw = dw(L.in_norm, H);
   be_->rmsnorm_backward(r1);
   be_->add(ad);

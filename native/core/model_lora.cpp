@@ -75,6 +75,8 @@ void Model::save_lora(const std::string& path) const {
   write_safetensors(path, items, {{"format", "pt"}});
 }
 
+// A bf16 (frozen) base: the merged weights are rounded to bf16, so the merged model's outputs
+// differ from base + adapter by that rounding.
 void Model::merge_lora() {
   if (!lora_active()) throw_error("mergeAdapter: the model has no LoRA adapter");
   float s = lora_cfg_.scaling();
@@ -84,9 +86,20 @@ void Model::merge_lora() {
       if (a < 0) continue;
       int64_t in, out;
       proj_dims(cfg_, p, in, out);
-      float* Wm = base_.master.f() + base_.params[size_t(lp_[size_t(l)].w[p])].offset;
+      const int64_t woff = base_.params[size_t(lp_[size_t(l)].w[p])].offset;
       const float* Am = lora_.master.f() + lora_.params[size_t(a)].offset;
       const float* Bm = lora_.master.f() + lora_.params[size_t(b)].offset;
+      if (base_bf16_) {
+        // bf16 base (CPU): W + s*B·A in f32 for this matrix, rounded back to bf16 (nearest even)
+        uint16_t* W16 = static_cast<uint16_t*>(base_.compute.p()) + woff;
+        const size_t n = size_t(out * in);
+        DevBuf tmp = alloc_f32(int64_t(n));
+        be_->convert(W16, DType::BF16, tmp.p(), DType::F32, int64_t(n));
+        gemm(out, in, lora_cfg_.rank, false, false, Bm, lora_cfg_.rank, Am, in, tmp.p(), in, s, 1.f, DType::F32, DType::F32, DType::F32);
+        be_->convert(tmp.p(), DType::F32, W16, DType::BF16, int64_t(n));
+        continue;
+      }
+      float* Wm = base_.master.f() + woff;
       gemm(out, in, lora_cfg_.rank, false, false, Bm, lora_cfg_.rank, Am, in, Wm, in, s, 1.f, DType::F32, DType::F32, DType::F32);
     }
   sync_compute(base_);

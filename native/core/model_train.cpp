@@ -9,6 +9,7 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
                     const std::vector<int32_t>& pos, bool train, float* logprobs, float* logits,
                     const float* dlogp_ahead) {
   if (dlogp_ahead && !train) throw_error("forward: dlogprobs ahead of backward need a training forward (train: true)");
+  if (train) check_base_trainable("forward (train: true)");
   const ModelConfig& c = cfg_;
   int64_t T = int64_t(tokens.size()), H = c.hidden;
   if (train) saved_ = Saved{};  // a gradient-free forward leaves a pending training forward alone
@@ -20,7 +21,7 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
   ctx.nseq = int64_t(cu.size()) - 1;
   DevBuf x = alloc_act(T * H);
   EmbeddingParams ep;
-  ep.ids = d_tok.i(); ep.n = T; ep.vocab = c.vocab; ep.dim = H; ep.table = W(embed_); ep.out = x.p();
+  ep.ids = d_tok.i(); ep.n = T; ep.vocab = c.vocab; ep.dim = H; ep.table = W(embed_); ep.table_type = wdt_; ep.out = x.p();
   be_->embedding_forward(ep);
   std::vector<LayerActs> acts;
   LayerActs scratch;
@@ -41,7 +42,7 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
   }
   DevBuf xf = alloc_act(T * H), rstdf = alloc_f32(T);
   RmsNormParams rn;
-  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = x.p(); rn.w = W(final_norm_); rn.y = xf.p(); rn.rstd = rstdf.f();
+  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = x.p(); rn.w = W(final_norm_); rn.w_type = wdt_; rn.y = xf.p(); rn.rstd = rstdf.f();
   be_->rmsnorm_forward(rn);
   DevBuf lp = alloc_f32(T), lse = alloc_f32(T), d_dlogp, dxf;
   if (dlogp_ahead) {
@@ -53,7 +54,7 @@ void Model::forward(const std::vector<int32_t>& tokens, const std::vector<int32_
   be_->copy_to_host(logprobs, lp.p(), size_t(T) * 4);
   if (logits) {
     DevBuf lg = alloc_f32(T * c.vocab);
-    gemm(T, c.vocab, H, false, true, xf.p(), H, head_w(), H, lg.p(), c.vocab, 1.f, 0.f, act_, act_, DType::F32);
+    gemm(T, c.vocab, H, false, true, xf.p(), H, head_w(), H, lg.p(), c.vocab, 1.f, 0.f, act_, wdt_, DType::F32);
     be_->copy_to_host(logits, lg.p(), size_t(T * c.vocab) * 4);
   }
   if (train) {
@@ -75,7 +76,7 @@ void Model::head_logprob(int64_t T, const void* xf, const int32_t* targets, floa
   const ModelConfig& c = cfg_;
   const int64_t H = c.hidden;
   LogprobParams lpp;
-  lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf; lpp.weight = head_w(); lpp.targets = targets;
+  lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf; lpp.weight = head_w(); lpp.weight_type = wdt_; lpp.targets = targets;
   lpp.logprob = lp; lpp.lse = lse;
   if (dlogp) {
     ensure_grads(lora_active() ? lora_ : base_);
@@ -87,6 +88,7 @@ void Model::head_logprob(int64_t T, const void* xf, const int32_t* targets, floa
 
 void Model::backward(const float* dlogp) {
   if (!saved_.valid) throw_error("backward: no training forward to differentiate (call forward(batch, {train: true}) first)");
+  check_base_trainable("backward");
   const ModelConfig& c = cfg_;
   int64_t T = saved_.T, H = c.hidden;
   ensure_grads(lora_active() ? lora_ : base_);
@@ -105,7 +107,7 @@ void Model::backward(const float* dlogp) {
   }
   DevBuf dx = alloc_act(T * H), dscr;
   RmsNormParams rn;
-  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = saved_.x_last.p(); rn.w = W(final_norm_); rn.rstd = saved_.rstdf.f();
+  rn.n = T; rn.d = H; rn.eps = c.eps; rn.x = saved_.x_last.p(); rn.w = W(final_norm_); rn.w_type = wdt_; rn.rstd = saved_.rstdf.f();
   rn.dy = dxf.p(); rn.dx = dx.p(); rn.dw = G(final_norm_);
   if (!rn.dw) { dscr = alloc_f32(H); rn.dw = dscr.f(); }
   be_->rmsnorm_backward(rn);
@@ -147,6 +149,7 @@ void Model::zero_grad() {
 }
 
 StepInfo Model::step(const OptimOptions& o) {
+  check_base_trainable("step");
   ParamGroup& g = lora_active() ? lora_ : base_;
   ensure_grads(g);
   StepInfo si;

@@ -7,6 +7,9 @@
 // - Pointers are device pointers of the backend. `void*` activations have dtype
 //   `act` (F32 on the CPU; BF16 on CUDA); float* buffers are always f32 (master
 //   weights, gradients, optimizer state, statistics, losses).
+// - Weights read by an op (embedding table, norm weight, bias, LM head, GEMM B) have the
+//   dtype named beside them (*_type, b_type): act, or BF16 on the CPU for frozen bf16
+//   weights (widened exactly to f32 as they are read). CUDA reads them as act.
 // - "write" outputs are overwritten; "accumulate" outputs are added to (+=).
 // - Ops must be deterministic for a given thread count (no atomics-order sums on
 //   the CPU).
@@ -41,6 +44,7 @@ struct EmbeddingParams {
   const int32_t* ids = nullptr; int64_t n = 0;
   int64_t vocab = 0, dim = 0;
   const void* table = nullptr;  // forward
+  DType table_type = DType::F32;  // dtype of table: act, or bf16 for frozen bf16 weights on the CPU
   void* out = nullptr;          // forward
   const void* dout = nullptr;   // backward
   float* dtable = nullptr;      // backward
@@ -54,6 +58,7 @@ struct RmsNormParams {
   float eps = 1e-6f;
   const void* x = nullptr;
   const void* w = nullptr;
+  DType w_type = DType::F32;  // dtype of w: act, or bf16 for frozen bf16 weights on the CPU
   void* y = nullptr;
   float* rstd = nullptr;
   const void* dy = nullptr;
@@ -96,6 +101,7 @@ struct AddParams { int64_t n = 0; const void* a = nullptr; const void* b = nullp
 struct BiasParams {
   int64_t n = 0, d = 0;
   void* x = nullptr; const void* bias = nullptr;  // forward
+  DType bias_type = DType::F32;  // dtype of bias: act, or bf16 for frozen bf16 weights on the CPU
   const void* dy = nullptr; float* dbias = nullptr;  // backward (accumulate)
 };
 
@@ -157,6 +163,7 @@ struct LogprobParams {
   int64_t chunk = 0;  // 0: backend's choice
   const void* hidden = nullptr;
   const void* weight = nullptr;
+  DType weight_type = DType::F32;  // dtype of weight: act, or bf16 for a frozen bf16 head on the CPU
   const int32_t* targets = nullptr;
   float* logprob = nullptr;
   float* lse = nullptr;

@@ -455,19 +455,27 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
   f.write(len, 8);
   f.write(h.data(), h.size());
   std::vector<uint16_t> buf;
+  std::vector<float> vals;  // one tensor's f32 values from a fill function
   for (auto& it : items) {
     int64_t n = 1;
     for (auto s : it.shape) n *= s;
     if (n == 0) continue;
-    if (it.dtype == DType::F32) {
-      if (!it.data) throw_error("write_safetensors: tensor '" + it.name + "' has no f32 data");
-      f.write(it.data, size_t(n) * 4);
-    } else if (it.raw16) {
+    if (it.raw16 && it.dtype != DType::F32) {
       f.write(it.raw16, size_t(n) * 2);
+      continue;
+    }
+    const float* data = it.data;
+    if (!data && it.fill) {
+      vals.resize(size_t(n));
+      it.fill(vals.data());
+      data = vals.data();
+    }
+    if (!data) throw_error("write_safetensors: tensor '" + it.name + "' has no data");
+    if (it.dtype == DType::F32) {
+      f.write(data, size_t(n) * 4);
     } else {
-      if (!it.data) throw_error("write_safetensors: tensor '" + it.name + "' has no data");
       buf.resize(size_t(n));
-      for (int64_t i = 0; i < n; ++i) buf[i] = it.dtype == DType::BF16 ? f32_to_bf16(it.data[i]) : f32_to_f16(it.data[i]);
+      for (int64_t i = 0; i < n; ++i) buf[i] = it.dtype == DType::BF16 ? f32_to_bf16(data[i]) : f32_to_f16(data[i]);
       f.write(buf.data(), size_t(n) * 2);
     }
   }

@@ -7,6 +7,7 @@
 // Writes are atomic: temp file in the same directory, fsync, rename, fsync of the directory.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -65,6 +66,9 @@ struct SafetensorsWriteItem {
   std::vector<int64_t> shape;
   const float* data = nullptr;  // f32 host values, converted on write when dtype != F32
   const uint16_t* raw16 = nullptr;  // or raw bf16/f16 bits (exclusive with data)
+  // or a function that fills out[numel] with the f32 values when the tensor is written (the
+  // writer holds one tensor's buffer at a time: a model is streamed, never copied whole)
+  std::function<void(float* out)> fill;
 };
 
 // Writes a safetensors file atomically. Tensors are written in the given order.

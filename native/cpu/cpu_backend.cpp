@@ -24,12 +24,17 @@ std::string CpuBackend::name() const {
 // ITOOL_CPU_CACHE_MB (default 1024; 0 turns caching off). Sanitizer builds never cache
 // so that ASan still sees every use after free.
 namespace {
+struct Live {
+  size_t bytes;    // what the block occupies (its size class, or the request rounded to 64 bytes)
+  bool cacheable;  // a size-class block: goes back to the cache when freed
+};
 struct BlockCache {
   std::mutex mu;
-  std::unordered_map<void*, size_t> live;              // cached-size blocks handed out
+  std::unordered_map<void*, Live> live;                // every block handed out
   std::map<size_t, std::vector<void*>> free_blocks;    // size class -> blocks
   size_t cached = 0;
   size_t cap = 0;
+  size_t current = 0, peak = 0;  // bytes of live blocks; the most since the last mark
   BlockCache() {
 #ifndef ITOOL_SANITIZE
     cap = size_t(1024) << 20;
@@ -46,6 +51,11 @@ struct BlockCache {
     free_blocks.clear();
     cached = 0;
   }
+  void track(void* p, size_t bytes, bool cacheable) {  // with mu held
+    live[p] = Live{bytes, cacheable};
+    current += bytes;
+    if (current > peak) peak = current;
+  }
 };
 BlockCache& block_cache() {
   static BlockCache* c = new BlockCache();  // never destroyed: tensors may outlive static destruction
@@ -60,6 +70,17 @@ size_t size_class(size_t bytes) {
 }
 }  // namespace
 
+CpuAllocStats cpu_alloc_stats() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  return CpuAllocStats{c.current, c.peak, c.cached};
+}
+void cpu_alloc_reset_peak() {
+  BlockCache& c = block_cache();
+  std::lock_guard<std::mutex> lk(c.mu);
+  c.peak = c.current;
+}
+
 void* CpuBackend::alloc(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
@@ -73,7 +94,7 @@ void* CpuBackend::alloc(size_t bytes) {
         void* p = it->second.back();
         it->second.pop_back();
         c.cached -= cls;
-        c.live[p] = cls;
+        c.track(p, cls, true);
         return p;
       }
     }
@@ -85,26 +106,29 @@ void* CpuBackend::alloc(size_t bytes) {
     }
     if (!p) throw Error(ErrorKind::OutOfMemory, "cpu: out of memory allocating " + std::to_string(bytes) + " bytes");
     std::lock_guard<std::mutex> lk(c.mu);
-    c.live[p] = cls;
+    c.track(p, cls, true);
     return p;
   }
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw Error(ErrorKind::OutOfMemory, "cpu: out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::lock_guard<std::mutex> lk(c.mu);
+  c.track(p, rounded, false);
   return p;
 }
 
 void CpuBackend::dealloc(void* p) {
   if (!p) return;
   BlockCache& c = block_cache();
-  if (c.cap > 0) {
+  {
     std::lock_guard<std::mutex> lk(c.mu);
     auto it = c.live.find(p);
     if (it != c.live.end()) {
-      const size_t cls = it->second;
+      const Live l = it->second;
       c.live.erase(it);
-      if (c.cached + cls <= c.cap) {
-        c.free_blocks[cls].push_back(p);
-        c.cached += cls;
+      c.current -= l.bytes;
+      if (l.cacheable && c.cap > 0 && c.cached + l.bytes <= c.cap) {
+        c.free_blocks[l.bytes].push_back(p);
+        c.cached += l.bytes;
         return;
       }
     }

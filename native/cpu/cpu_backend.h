@@ -4,6 +4,16 @@
 
 namespace itool {
 
+// The CPU allocator's own counters, in bytes: current = blocks handed out and not yet given
+// back (each at the size it occupies: the request rounded up to 64 bytes, or to its size class,
+// at most 25% more, for blocks of 64 KiB and more); peak = the most `current` has been since the
+// last cpu_alloc_reset_peak() (or the start); cached = freed blocks kept for reuse.
+struct CpuAllocStats {
+  size_t current = 0, peak = 0, cached = 0;
+};
+CpuAllocStats cpu_alloc_stats();
+void cpu_alloc_reset_peak();
+
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device{DeviceKind::CPU, 0}; }

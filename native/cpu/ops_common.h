@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 #include "../core/threadpool.h"
 #include "cpu_backend.h"
 #include "ops_kernels.h"
@@ -49,6 +50,17 @@ struct Scratch {
     return *this;
   }
 };
+
+// A weight vector (norm weight, bias) as f32: the pointer itself when it is f32, else its
+// bf16 values widened exactly into tmp. Other dtypes are refused naming the op.
+inline const float* weights_f32(const void* w, DType t, int64_t n, std::vector<float>& tmp, const char* op) {
+  if (t == DType::F32) return static_cast<const float*>(w);
+  if (t != DType::BF16) throw_type(std::string("cpu ") + op + ": weights of dtype " + dtype_name(t) + " are not supported (f32, bf16)");
+  tmp.resize(static_cast<size_t>(std::max<int64_t>(0, n)));
+  const uint16_t* h = static_cast<const uint16_t*>(w);
+  for (int64_t i = 0; i < n; ++i) tmp[size_t(i)] = bf16_to_f32(h[i]);
+  return tmp.data();
+}
 
 inline void need(bool cond, const char* op, const char* what) {
   if (!cond) throw_error(std::string("cpu ") + op + ": " + what);

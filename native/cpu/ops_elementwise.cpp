@@ -19,7 +19,9 @@ void CpuBackend::gemm(const GemmParams& p) { cpu::sgemm(p); }
 
 // ------------------------------------------------------------------ embedding
 void CpuBackend::embedding_forward(const EmbeddingParams& p) {
-  const float* table = F(p.table);
+  const bool b16 = p.table_type == DType::BF16;
+  if (!b16 && p.table_type != DType::F32)
+    throw_type(std::string("cpu embedding_forward: a table of dtype ") + dtype_name(p.table_type) + " is not supported (f32, bf16)");
   float* out = F(p.out);
   for (int64_t i = 0; i < p.n; ++i)
     if (p.ids[i] < 0 || p.ids[i] >= p.vocab)
@@ -29,7 +31,15 @@ void CpuBackend::embedding_forward(const EmbeddingParams& p) {
   pool().parallel_for(
       p.n,
       [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) std::memcpy(out + i * p.dim, table + int64_t(p.ids[i]) * p.dim, row);
+        for (int64_t i = b; i < e; ++i) {
+          if (b16) {  // widened exactly: the 16 bits are the high half of the f32
+            const uint16_t* src = static_cast<const uint16_t*>(p.table) + int64_t(p.ids[i]) * p.dim;
+            float* dst = out + i * p.dim;
+            for (int64_t j = 0; j < p.dim; ++j) dst[j] = bf16_to_f32(src[j]);
+          } else {
+            std::memcpy(out + i * p.dim, F(p.table) + int64_t(p.ids[i]) * p.dim, row);
+          }
+        }
       },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.dim)));
 }
@@ -59,7 +69,8 @@ void CpuBackend::embedding_backward(const EmbeddingParams& p) {
 // ------------------------------------------------------------------ RMSNorm
 void CpuBackend::rmsnorm_forward(const RmsNormParams& p) {
   const float* x = F(p.x);
-  const float* w = F(p.w);
+  std::vector<float> wtmp;
+  const float* w = cpu::weights_f32(p.w, p.w_type, p.d, wtmp, "rmsnorm_forward");
   float* y = F(p.y);
   const auto& k = kernels();
   pool().parallel_for(
@@ -79,7 +90,8 @@ void CpuBackend::rmsnorm_forward(const RmsNormParams& p) {
 // dx = r*(w*dy) - x * r^3/d * sum_j(w_j dy_j x_j);   dw_j += sum_i dy_ij x_ij r_i
 void CpuBackend::rmsnorm_backward(const RmsNormParams& p) {
   const float* x = F(p.x);
-  const float* w = F(p.w);
+  std::vector<float> wtmp;
+  const float* w = cpu::weights_f32(p.w, p.w_type, p.d, wtmp, "rmsnorm_backward");
   const float* dy = F(p.dy);
   float* dx = F(p.dx);
   const auto& k = kernels();
@@ -246,10 +258,12 @@ void CpuBackend::add(const AddParams& p) {
 }
 void CpuBackend::bias_forward(const BiasParams& p) {
   const auto& k = kernels();
+  std::vector<float> btmp;
+  const float* bias = cpu::weights_f32(p.bias, p.bias_type, p.d, btmp, "bias_forward");
   pool().parallel_for(
       p.n,
       [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) k.add(F(p.x) + i * p.d, F(p.x) + i * p.d, F(p.bias), p.d);
+        for (int64_t i = b; i < e; ++i) k.add(F(p.x) + i * p.d, F(p.x) + i * p.d, bias, p.d);
       },
       std::max<int64_t>(1, kGrain / std::max<int64_t>(1, p.d)));
 }

@@ -39,7 +39,10 @@ void CpuBackend::logprob(const LogprobParams& p) {
   if (bwd && !p.dhidden) throw_error("cpu logprob: dlogp needs dhidden");
   const int64_t C = cpu::logprob_chunk(N, V, p.chunk, bwd);
   const float* hidden = F(p.hidden);
-  const float* W = F(p.weight);
+  // the head's weight: f32, or bf16 (frozen weights) read through the GEMM's bf16-B path
+  if (p.weight_type != DType::F32 && p.weight_type != DType::BF16)
+    throw_type(std::string("cpu logprob: a weight of dtype ") + dtype_name(p.weight_type) + " is not supported (f32, bf16)");
+  const void* W = p.weight;
   const auto& kn = kernels();
   const cpu::Scratch scratch(static_cast<size_t>(C * V));  // the logits of one chunk
   float* const buf = scratch.p;
@@ -47,7 +50,7 @@ void CpuBackend::logprob(const LogprobParams& p) {
     const int64_t n = std::min(C, N - r0);
     GemmParams g;  // logits = hidden[r0:r0+n] · W^T
     g.M = n; g.N = V; g.K = H; g.transB = true;
-    g.A = hidden + r0 * H; g.lda = H; g.B = W; g.ldb = H; g.C = buf; g.ldc = V;
+    g.A = hidden + r0 * H; g.lda = H; g.B = W; g.ldb = H; g.C = buf; g.ldc = V; g.b_type = p.weight_type;
     if (H > 0) cpu::sgemm(g);
     else std::fill(buf, buf + n * V, 0.0f);
     cpu::pool().parallel_for(n, [&](int64_t b, int64_t e) {
@@ -70,12 +73,15 @@ void CpuBackend::logprob(const LogprobParams& p) {
     if (!bwd) continue;
     GemmParams dh;  // dhidden = dlogits · W
     dh.M = n; dh.N = H; dh.K = V;
-    dh.A = buf; dh.lda = V; dh.B = W; dh.ldb = H; dh.C = F(p.dhidden) + r0 * H; dh.ldc = H;
+    dh.A = buf; dh.lda = V; dh.B = W; dh.ldb = H; dh.C = F(p.dhidden) + r0 * H; dh.ldc = H; dh.b_type = p.weight_type;
     if (H > 0) cpu::sgemm(dh);
     GemmParams dw;  // dweight += dlogits^T · hidden
     dw.M = V; dw.N = H; dw.K = n; dw.transA = true;
     dw.A = buf; dw.lda = V; dw.B = hidden + r0 * H; dw.ldb = H; dw.C = p.dweight; dw.ldc = H; dw.beta = 1.0f;
-    if (H > 0 && p.dweight) cpu::sgemm(dw);  // no dweight: a frozen head
+    if (H > 0 && p.dweight) {  // no dweight: a frozen head
+      if (p.weight_type != DType::F32) throw_error("cpu logprob: dweight needs an f32 weight (a bf16 head is frozen)");
+      cpu::sgemm(dw);
+    }
   }
 }
 

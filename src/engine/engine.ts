@@ -47,3 +47,30 @@ export function resolveDevice(req: DeviceRequest = 'auto'): DeviceName {
 export function setCpuKernels(level: 'scalar' | 'avx2' | 'avx512' | 'neon'): string {
   return loadNative().setCpuKernels(level) as string;
 }
+
+/** The CPU backend allocator's counters, in bytes (native/cpu/cpu_backend.h). */
+export interface AllocatorStats {
+  /**
+   * bytes handed out by the CPU allocator and not yet given back: every native buffer on the
+   * CPU (model weights, adapters, gradients, optimizer state, KV pool, saved activations,
+   * per-call temporaries, op scratch such as the log-prob chunk and attention tiles, engine
+   * Tensors). Each block at the size it occupies: the request rounded up to 64 bytes, or, from
+   * 64 KiB, to its size class (at most 25% more). Not counted: GEMM packing buffers (a few MB
+   * per thread), std::vector temporaries inside ops, mapped checkpoint pages, JavaScript memory.
+   */
+  current: number;
+  /** the most `current` has been since resetAllocatorPeak() (or since the process started) */
+  peak: number;
+  /** freed blocks kept for reuse by the allocator's cache (resident, not in `current`; ITOOL_CPU_CACHE_MB caps it, 1024 MB by default, 0 in sanitizer builds) */
+  cached: number;
+}
+
+/** The CPU allocator's current, peak and cached bytes (see AllocatorStats). */
+export function allocatorStats(): AllocatorStats {
+  return loadNative().allocatorStats() as AllocatorStats;
+}
+
+/** Sets the allocator's peak to its current bytes (a mark to measure a peak from). */
+export function resetAllocatorPeak(): void {
+  loadNative().resetAllocatorPeak();
+}

@@ -139,6 +139,37 @@ export interface KvCache {
   dispose(): void;
 }
 
+/** Storage dtype of a model's base weights ('bf16': held only in bf16 and frozen, CPU). */
+export type WeightDtype = 'f32' | 'bf16';
+
+/**
+ * Bytes held now by a model's own buffers (native/core/model.cpp Model::memory), each buffer
+ * counted once at its allocation size. Parameter buffers hold each tensor at a 64-byte-aligned
+ * start: a group's size is sum over its tensors of ceil(numel / 16) * 16 elements.
+ */
+export interface ModelMemory {
+  /** base weights: f32 CPU: 4 B/element; bf16 CPU: 2 B/element (no f32 copy); CUDA: 4 (f32 master) + 2 (bf16 copy) */
+  weights: number;
+  /** LoRA A and B, f32 (CUDA: + a bf16 copy); 0 without an adapter */
+  adapters: number;
+  /** f32 gradients of the trainable group (the adapters with LoRA, else the base), allocated by the first training forward with dlogprobs, backward or step; 0 before */
+  gradients: number;
+  /** AdamW m and v, f32, of the trainable group: 2 x its gradient bytes once step() ran (or a training state was loaded); 0 before */
+  optimizer: number;
+  /**
+   * what a training forward saved for backward (token/target/position/cu arrays, each layer's
+   * activations, or only each layer's input with recompute, the final norm's input/output and
+   * statistics, the head's dhidden when dlogprobs were given); 0 after backward or with train: false
+   */
+  activations: number;
+  /** the KV pool: 2 (K, V) x layers x pool blocks x blockSize x numKvHeads x headDim x 4 B on the CPU; grows (doubling, at least 16 blocks), never shrinks */
+  kvCache: number;
+  /** other model-owned buffers alive between calls: RoPE frequencies (headDim/2 f32), each cache's last hidden state (hiddenSize x 4 B) */
+  scratch: number;
+  /** the sum of the above */
+  total: number;
+}
+
 export interface Model {
   readonly config: ModelConfig;
   readonly device: DeviceName;
@@ -174,6 +205,9 @@ export interface Model {
   /** PEFT adapter directory (adapter_config.json + adapter_model.safetensors) */
   saveAdapter(dir: string): Promise<void>;
   mergeAdapter(): Promise<void>;
+
+  /** bytes held by the model's own buffers now (native models; stand-ins may leave it out) */
+  memory?(): ModelMemory;
 
   /** optimizer state + step counter + trainable weights, for bitwise resume */
   saveTrainingState(dir: string): Promise<void>;

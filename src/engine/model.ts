@@ -14,11 +14,13 @@ import type {
   LoraOptions,
   Model,
   ModelConfig,
+  ModelMemory,
   OptimizerOptions,
   PackedBatch,
   SampleOptions,
   StepOutput,
   StepResult,
+  WeightDtype,
 } from './model-types.js';
 import { loadNative, type NativeAddon } from './native.js';
 import type { DeviceName } from './tensor.js';
@@ -31,12 +33,23 @@ export interface CreateModelOptions {
   initStd?: number;
   /** recompute each layer's activations in backward instead of keeping them (less memory) */
   recompute?: boolean;
+  /** storage dtype of the base weights; see LoadModelOptions.dtype. 'f32' */
+  dtype?: WeightDtype;
 }
 
 export interface LoadModelOptions {
   device?: DeviceRequest;
-  /** accepted for API symmetry: compute dtype is the backend's (f32 on the CPU, bf16 on CUDA) */
-  dtype?: 'f32' | 'bf16';
+  /**
+   * Storage dtype of the base weights. 'f32' (default): trainable f32 weights. 'bf16' on the
+   * CPU: the base weights are held once, in bf16 (half the memory, no f32 copy; a bf16
+   * checkpoint is copied tensor by tensor, an f32 one rounded to nearest even tensor by
+   * tensor) and are frozen: generation, scoring and LoRA training work (adapters, their
+   * gradients and AdamW state stay f32); full fine-tuning (backward/step without an adapter)
+   * is refused with an Error that says to load with dtype 'f32'. mergeAdapter() into a bf16
+   * base rounds the merged weights to bf16. On CUDA either value keeps the f32 master weights
+   * with a bf16 compute copy. Any other value is a TypeError naming it.
+   */
+  dtype?: WeightDtype;
   /** a new adapter (options) or a PEFT adapter directory to load */
   lora?: LoraOptions | string;
   /** recompute each layer's activations in backward instead of keeping them (less memory) */
@@ -140,6 +153,14 @@ class NativeModelImpl implements Model {
   }
   get lora(): LoraOptions | null {
     return this._lora;
+  }
+  /** storage dtype of the base weights: 'bf16' when they are held only in bf16 (frozen, CPU) */
+  get weightDtype(): WeightDtype {
+    return this.handle().weightDtype() as WeightDtype;
+  }
+  /** bytes the model's own buffers hold now, by category (see ModelMemory) */
+  memory(): ModelMemory {
+    return this.handle().memory() as ModelMemory;
   }
 
   /** enables per-layer activation recomputation in backward (memory for time) */
@@ -388,7 +409,7 @@ export type NativeModel = NativeModelImpl;
 export function createModel(config: ModelConfig, opts: CreateModelOptions = {}): NativeModel {
   checkConfig(config);
   const device = resolveDevice(opts.device ?? 'cpu');
-  const h = loadNative().modelCreate({ config, device, seed: opts.seed ?? 0, initStd: opts.initStd ?? 0.02 }) as NativeAddon;
+  const h = loadNative().modelCreate({ config, device, seed: opts.seed ?? 0, initStd: opts.initStd ?? 0.02, dtype: opts.dtype }) as NativeAddon;
   const m = new NativeModelImpl(h, { ...config, eosTokenId: [...config.eosTokenId] }, device, null);
   if (opts.recompute) m.setRecompute(true);
   return m;
@@ -419,7 +440,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const device = resolveDevice(opts.device ?? 'auto');
   // the files are checked (a truncated or mismatched one refused) before the weights' memory is
   // allocated, and the weights are read straight in, never initialised first
-  const h = (await loadNative().modelLoad({ config, device, dir: d })) as NativeAddon;
+  const h = (await loadNative().modelLoad({ config, device, dir: d, dtype: opts.dtype })) as NativeAddon;
   const m = new NativeModelImpl(h, config, device, d);
   try {
     if (typeof opts.lora === 'string') await m.loadAdapter(opts.lora);
