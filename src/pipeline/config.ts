@@ -175,6 +175,7 @@ export const PRESETS: Record<PresetName, Preset> = {
       iterations: 1,
       selectRatio: 0.3,
       maxPairs: 4000,
+      balanceDecisionPairs: false,
       preference: { loss: 'simpo', beta: 2.5, gamma: 0.5, lr: 1e-6, epochs: 2, schedule: 'cosine', warmupRatio: 0.1 },
       lora: { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true },
       search: {
@@ -211,6 +212,40 @@ export const PRESETS: Record<PresetName, Preset> = {
 export function presetOf(name: unknown): Preset {
   if (typeof name === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, name)) return PRESETS[name as PresetName];
   throw new Error(`unknown preset ${JSON.stringify(name)}; known presets: ${Object.keys(PRESETS).join(', ')}`);
+}
+
+/**
+ * The keys that a preset leaves to a run's scale when it is applied over a sized config (the
+ * demo's, sized for a model trained from scratch on 2 CPU cores): the iteration count and the
+ * selection, the pair cap, the adapter (the demo trains every weight), the preference learning
+ * rate, epochs and batches, and the search's width and batching. Every other key the preset sets
+ * (the method) applies.
+ */
+export const PRESET_SCALE_KEYS: readonly string[] = [
+  'iterations',
+  'selectRatio',
+  'maxSelected',
+  'maxPairs',
+  'lora',
+  'preference.lr',
+  'preference.epochs',
+  'preference.batchPairs',
+  'preference.batchTokens',
+  'search.numActions',
+  'search.simulations',
+  'search.batchSize',
+];
+
+/** `config` with the preset's method keys over it (its PRESET_SCALE_KEYS left as they are), the preset named. */
+export function presetAtScale(config: PipelineConfig, name: string): PipelineConfig {
+  const p = presetOf(name);
+  const method = JSON.parse(JSON.stringify(p.config)) as Record<string, Record<string, unknown> | unknown>;
+  for (const key of PRESET_SCALE_KEYS) {
+    const [a, b] = key.split('.');
+    if (b === undefined) delete method[a];
+    else if (isObj(method[a])) delete (method[a] as Record<string, unknown>)[b];
+  }
+  return { ...mergeConfig(config, method), preset: p.name };
 }
 
 /**

@@ -8,15 +8,16 @@ import { join } from 'node:path';
 import { llamaConfig } from '../engine/config.js';
 import type { Model, ModelConfig } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
-import { renameTools, scrambleTexts } from '../data/synth.js';
+import { noisePhrasing, renameTools, scrambleTexts } from '../data/synth.js';
 import { renderReport, type CategoryTable } from '../report/html.js';
 import { categoryTableText, plainTable } from '../report/table.js';
 import { HERMES_TEMPLATE, trainBpe, writeTokenizer } from '../text/bpe.js';
 import { ChatTemplate } from '../text/template.js';
 import { loadTokenizer } from '../text/tokenizer.js';
-import { DEFAULT_PIPELINE, mergeConfig, type PipelineConfig } from './config.js';
+import { DEFAULT_PIPELINE, mergeConfig, presetAtScale, type PipelineConfig } from './config.js';
 import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
+import type { PipelineEnv } from './env.js';
 import { claimDemoDir, DEMO_VERSION } from './demo-dir.js';
 import { iterationPairCounts, measureArm, measureTables, phaseModel, phaseSeconds, type ArmMeasures } from './demo-measures.js';
 import type { CopyTable, PairCounts, RateTable } from './metrics.js';
@@ -36,6 +37,8 @@ export interface DemoOptions {
   log?: (line: string) => void;
   /** overrides of the sizes below (tests, experiments) */
   override?: Partial<DemoSize>;
+  /** the method's preset at the demo's scale (config.ts presetAtScale); absent: the demo's own settings (the itool preset) */
+  preset?: string;
 }
 
 export interface DemoSize {
@@ -53,6 +56,8 @@ export interface DemoSize {
   copyStage?: { epochs: number; lr: number; batchTokens: number; scramble?: number; maxSteps?: number };
   /** the share of warm-up samples whose tools get made-up names (see renameTools); absent: 0 */
   renameTools?: number;
+  /** noisy phrasings in the training samples (see noisePhrasing); absent: none */
+  noisePhrasing?: { share: number; rate: number };
   vocabSize: number;
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number };
   pipeline: unknown;
@@ -225,13 +230,30 @@ export function copySamples(train: readonly Sample[], scramble = 0, seed = 1): S
   return texts.map((t, i) => ({ id: `copy-${i}`, category: 'simple', tools: [], messages: [{ role: 'user', content: t }, { role: 'assistant', content: t }], groundTruth: [] }) as Sample);
 }
 
-export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results: DemoResults; table: string; pipeline: PipelineResult }> {
-  const t0 = performance.now();
-  const load0 = loadavg();
+/** What prepareDemo leaves ready in a demo directory (for runDemo and `itool ablate --demo`). */
+export interface DemoPrepared {
+  size: DemoSize;
+  /** the samples as made (the copy stage's) and as the warm-up, search and baseline see them */
+  train: Sample[];
+  trainTools: Sample[];
+  test: Sample[];
+  tokDir: string;
+  /** the model the warm-up starts from (the copy stage's when there is one) */
+  startDir: string;
+  /** the demo's pipeline config: its sizes over the defaults, the seed, the baseline on */
+  config: PipelineConfig;
+  env: PipelineEnv;
+  copySeconds: number | null;
+}
+
+/**
+ * Steps 1 to 3b of the demo in `o.out`, each skipped when its output is already there: the
+ * data, the tokenizer, the model from scratch and the copy stage (the directory is claimed by
+ * the caller).
+ */
+export async function prepareDemo(deps: DemoDeps, o: DemoOptions): Promise<DemoPrepared> {
   const log = o.log ?? (() => {});
   const size = { ...demoSize(o.quick), ...(o.override ?? {}) };
-  claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'run', quick: o.quick, seeds: [o.seed], settings: fnv1a(JSON.stringify(size)) });
-
   // 1. data (deterministic in the seed; kept in the output directory)
   const dataDir = join(o.out, 'data');
   const trainFile = join(dataDir, 'train.jsonl');
@@ -285,7 +307,8 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   }
 
   // 4. the iTool pipeline with the equal-compute SFT baseline
-  const config: PipelineConfig = mergeConfig(mergeConfig(DEFAULT_PIPELINE, size.pipeline), { seed: o.seed, baseline: true });
+  let config: PipelineConfig = mergeConfig(mergeConfig(DEFAULT_PIPELINE, size.pipeline), { seed: o.seed, baseline: true });
+  if (o.preset !== undefined) config = presetAtScale(config, o.preset);
   const env = realEnv({ tokenizer: tok, tokenizerDir: tokDir, loadModel: deps.loadModel, progress: o.progress, log });
 
   // 3b. the copy stage (a model trained from scratch learns to copy here, in a task where
@@ -313,9 +336,20 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
       }
     } else copySeconds = (JSON.parse(readFileSync(stamp, 'utf8')) as { seconds: number }).seconds;
   }
-  // the warm-up, the search and the baseline see the renamed tools (the copy stage and the
-  // tokenizer the samples as made)
-  const trainTools = size.renameTools ? renameTools(train, size.renameTools, o.seed) : train;
+  // the warm-up, the search and the baseline see the renamed tools and noisy phrasings (the
+  // copy stage and the tokenizer the samples as made)
+  let trainTools = size.renameTools ? renameTools(train, size.renameTools, o.seed) : train;
+  if (size.noisePhrasing) trainTools = noisePhrasing(trainTools, size.noisePhrasing.share, size.noisePhrasing.rate, o.seed);
+  return { size, train, trainTools, test, tokDir, startDir, config, env, copySeconds };
+}
+
+export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results: DemoResults; table: string; pipeline: PipelineResult }> {
+  const t0 = performance.now();
+  const load0 = loadavg();
+  const log = o.log ?? (() => {});
+  const size = { ...demoSize(o.quick), ...(o.override ?? {}) };
+  claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'run', quick: o.quick, seeds: [o.seed], settings: fnv1a(JSON.stringify(o.preset === undefined ? size : { size, preset: o.preset })) });
+  const { train, trainTools, test, tokDir, startDir, config, env, copySeconds } = await prepareDemo(deps, o);
   const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: startDir, train: trainTools, test });
 
   // 5. headroom measures: pass@k at the search temperature, copy rate, pairs by kind
