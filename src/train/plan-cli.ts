@@ -181,6 +181,7 @@ const LABELS: Array<[keyof MemoryPlan['categories'], string]> = [
   ['logprob', 'log-prob scratch'],
   ['kvCache', 'KV cache'],
   ['allocatorCache', 'allocator block cache'],
+  ['loading', 'loading (file pages, staging)'],
   ['runtime', 'runtime (node, tokenizer, data)'],
 ];
 

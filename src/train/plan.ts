@@ -40,6 +40,8 @@ export interface PlanRequest {
     preference?: boolean;
     /** B branches decoding newTokens each off one prompt of promptTokens (forked KV caches) */
     search?: { branches: number; promptTokens: number; newTokens: number } | null;
+    /** independent sequences generated together (evaluation, itool generate): B prompts of promptTokens, newTokens each */
+    generate?: { sequences: number; promptTokens: number; newTokens: number } | null;
     /** gradient-free forwards of batchTokens (perplexity selection, DPO/IPO reference sums, evaluation) */
     scoring?: { batchTokens: number } | null;
   };
@@ -48,6 +50,13 @@ export interface PlanRequest {
   runtime: number;
   /** the allocator's block cache cap in force ('auto': chosen; default 1 GiB) */
   cacheCap?: 'auto' | number;
+  /**
+   * how the weights come in: 'checkpoint' (loadModel: each tensor's file pages are mapped while it
+   * is copied, and a tensor not stored in the weights' dtype goes through an f32 staging copy, kept
+   * at the largest tensor's size until the load ends), 'random' (createModel: one tensor at a time
+   * in f32, plus bf16), or 'none'. Default 'checkpoint'.
+   */
+  load?: 'checkpoint' | 'random' | 'none';
 }
 
 export interface PlanChoices {
@@ -72,8 +81,8 @@ export interface MemoryPlan {
   budgetSource?: string;
   fits: boolean;
   choices: PlanChoices;
-  /** bytes by category at the expected peak (engine live bytes), plus the cache and the runtime */
-  categories: Bytes & { allocatorCache: number; runtime: number };
+  /** bytes by category at the expected peak (engine live bytes), plus the cache, loading's transients and the runtime */
+  categories: Bytes & { allocatorCache: number; loading: number; runtime: number };
   /** expected peak resident memory of the process */
   peak: number;
   /** engine live bytes at its own peak (what the engine's allocator counter `peak` should read) */
@@ -109,17 +118,35 @@ interface Evaluated {
   enginePeakLive: number;
   atPeak: Bytes;
   cachedAtPeak: number;
+  /** loading's transients when the load is the peak */
+  loading: number;
   phases: PhasePeak[];
+}
+
+/** Bytes loading adds to the weights for a moment (see PlanRequest.load). */
+export function loadTransient(r: PlanRequest, weightsDtype: WeightsDtype): number {
+  const largest = baseElements(r.config).largest;
+  const load = r.load ?? 'checkpoint';
+  if (load === 'none') return 0;
+  if (load === 'random') return largest * 4 + (weightsDtype === 'bf16' ? largest * 2 : 0);
+  const fileBytes = r.checkpointDtype === 'bf16' || r.checkpointDtype === 'f16' ? 2 : 4;
+  const staged = weightsDtype === 'bf16' && r.checkpointDtype !== 'bf16' ? largest * 4 : 0;
+  return largest * fileBytes + staged;
 }
 
 /** Replays the run's work on the model of the allocator: returns the peaks. */
 export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: boolean, microTokens: number, cacheCap: number): Evaluated {
   const m = new ModelReplay({ config: r.config, weightsDtype, lora: r.lora }, cacheCap);
   const phases: PhasePeak[] = [];
-  let best = { resident: 0, atPeak: m.a.atPeak, cached: 0 };
+  let best = { resident: 0, atPeak: m.a.atPeak, cached: 0, loading: 0 };
+  const loading = loadTransient(r, weightsDtype);
+  if (loading > 0) {
+    phases.push({ phase: 'load', engine: m.a.peakResident + loading });
+    best = { resident: m.a.peakResident + loading, atPeak: { ...m.a.atPeak }, cached: 0, loading };
+  }
   const mark = (phase: string): void => {
     phases.push({ phase, engine: m.a.peakResident });
-    if (m.a.peakResident > best.resident) best = { resident: m.a.peakResident, atPeak: { ...m.a.atPeak }, cached: m.a.cachedAtPeak };
+    if (m.a.peakResident > best.resident) best = { resident: m.a.peakResident, atPeak: { ...m.a.atPeak }, cached: m.a.cachedAtPeak, loading: 0 };
   };
   let peakLive = 0;
   const phase = (name: string, f: () => void): void => {
@@ -151,6 +178,22 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
       m.disposeCaches();
     });
   }
+  if (w.generate) {
+    const g = w.generate;
+    phase('generation', () => {
+      const bs = m.blockSize;
+      for (let b = 0; b < g.sequences; b++) {
+        m.reservePool((b + 1) * Math.ceil(g.promptTokens / bs));
+        m.decode(1, g.promptTokens, 1);
+      }
+      for (let t = 1; t <= g.newTokens; t++) {
+        m.reservePool(g.sequences * Math.ceil((g.promptTokens + t) / bs));
+        m.decode(g.sequences, 1);
+        m.sampleLogits(g.sequences);
+      }
+      m.disposeCaches();
+    });
+  }
   if (w.sft)
     phase('sft step', () => {
       for (const t of steps) {
@@ -166,7 +209,7 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
       }
     });
   peakLive = Math.max(peakLive, m.a.peakLive);
-  return { peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, phases };
+  return { peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, loading: best.loading, phases };
 }
 
 function microCandidates(r: PlanRequest): number[] {
@@ -235,7 +278,7 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
     budget: r.budget,
     fits,
     choices: { weightsDtype: c.dt, recompute: c.rc, microTokens: c.micro, cacheCap: c.cap, reasons },
-    categories: { ...c.e.atPeak, allocatorCache: c.e.cachedAtPeak, runtime: r.runtime },
+    categories: { ...c.e.atPeak, allocatorCache: c.e.cachedAtPeak, loading: c.e.loading, runtime: r.runtime },
     peak: c.e.peak,
     enginePeakLive: c.e.enginePeakLive,
     phases: c.e.phases,

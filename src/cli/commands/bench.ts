@@ -13,6 +13,7 @@ export const BENCHES: Array<[string, string]> = [
   ['generate', 'tree-search generation workload (--compare torch | llama.cpp)'],
   ['attention', 'attention forward+backward (--device cuda --compare torch)'],
   ['loss', 'fused LM head + log-prob + SimPO (--device cuda --compare torch)'],
+  ['memory', 'peak RSS against the memory plan, with tokens/s (SFT, SimPO, search, generation; LoRA and full)'],
 ];
 
 export function register(program: Command): void {
