@@ -189,6 +189,7 @@ const LABELS: Array<[keyof MemoryPlan['categories'], string]> = [
 export function formatPlan(p: MemoryPlan): string {
   const rows = LABELS.map(([k, label]) => [label, formatBytes(p.categories[k]), String(p.categories[k])]);
   rows.push(['expected peak', formatBytes(p.peak), String(p.peak)]);
+  rows.push(['peak if batch lengths vary (block cache full)', formatBytes(p.worstPeak), String(p.worstPeak)]);
   rows.push(['budget' + (p.budgetSource ? ` (${p.budgetSource})` : ''), formatBytes(p.budget), String(p.budget)]);
   const w0 = Math.max(...rows.map((r) => r[0]!.length)), w1 = Math.max(...rows.map((r) => r[1]!.length)), w2 = Math.max(...rows.map((r) => r[2]!.length));
   const out = rows.map((r) => `${r[0]!.padEnd(w0)}  ${r[1]!.padStart(w1)}  ${r[2]!.padStart(w2)} B`);

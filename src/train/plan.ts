@@ -85,6 +85,8 @@ export interface MemoryPlan {
   categories: Bytes & { allocatorCache: number; loading: number; runtime: number };
   /** expected peak resident memory of the process */
   peak: number;
+  /** the peak when micro-batches vary in length enough to fill the allocator's block cache with blocks of other size classes (bounded by its cap) */
+  worstPeak: number;
   /** engine live bytes at its own peak (what the engine's allocator counter `peak` should read) */
   enginePeakLive: number;
   phases: PhasePeak[];
@@ -115,6 +117,8 @@ function packOf(T: number, maxSeq: number): number[] {
 
 interface Evaluated {
   peak: number;
+  /** the peak when micro-batch lengths vary across the allocator's size classes (the block cache full of the other length's blocks) */
+  worst: number;
   enginePeakLive: number;
   atPeak: Bytes;
   cachedAtPeak: number;
@@ -156,9 +160,8 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
     mark(name);
   };
   const T = microTokens > 0 ? Math.max(microTokens, Math.min(r.maxSequence || microTokens, r.batchTokens)) : r.batchTokens;
-  // two steps of different lengths: the block cache keeps the first one's blocks when the
-  // second's fall in other size classes (real batches vary in length)
-  const steps = [T, Math.max(1, Math.floor(T * 0.75))];
+  // two steps: the first allocates the gradients and AdamW state, the second runs with them
+  const steps = [T, T];
   const w = r.workloads;
   if (w.scoring) phase('scoring', () => m.inferenceForward(packOf(w.scoring!.batchTokens, r.maxSequence)));
   if (w.search) {
@@ -209,7 +212,17 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
       }
     });
   peakLive = Math.max(peakLive, m.a.peakLive);
-  return { peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, loading: best.loading, phases };
+  // the worst case: a step whose micro-batch is shorter by a quarter allocates blocks of other
+  // size classes while the block cache still holds the longer step's (up to its cap)
+  let worst = best.resident;
+  if (w.sft || w.preference) {
+    m.a.resetPeak();
+    m.trainForwardBackward(packOf(Math.max(1, Math.floor(T * 0.75)), r.maxSequence), recompute, !!w.sft);
+    m.step();
+    worst = Math.max(worst, m.a.peakResident);
+  }
+  return {
+    worst: worst + r.runtime, peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, loading: best.loading, phases };
 }
 
 function microCandidates(r: PlanRequest): number[] {
@@ -280,6 +293,7 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
     choices: { weightsDtype: c.dt, recompute: c.rc, microTokens: c.micro, cacheCap: c.cap, reasons },
     categories: { ...c.e.atPeak, allocatorCache: c.e.cachedAtPeak, loading: c.e.loading, runtime: r.runtime },
     peak: c.e.peak,
+    worstPeak: c.e.worst,
     enginePeakLive: c.e.enginePeakLive,
     phases: c.e.phases,
     parameters: { base: b.parameters, trainable: r.lora ? loraElements(r.config, r.lora).parameters : b.parameters },
