@@ -28,7 +28,7 @@ export function parseSeeds(text: string): number[] {
 /** What a demo directory was written by and for: stored as demo.json when the run starts. */
 export interface DemoManifest {
   version: number;
-  kind: 'run' | 'seeds';
+  kind: 'run' | 'seeds' | 'ablate';
   quick: boolean;
   seeds: number[];
   /** a hash of the run's sizes and settings (a change of defaults between builds is refused too) */
