@@ -285,7 +285,7 @@ function at(config: unknown, key: string): unknown {
 
 /** Every key of the config with the itool and reference presets' values (the README's knob table). */
 export function presetTable(): Array<{ key: string; itool: unknown; reference: unknown; doc: string }> {
-  const ref = mergeConfig(DEFAULT_PIPELINE, PRESETS.reference.config);
+  const ref = mergeConfig(DEFAULT_PIPELINE, { ...PRESETS.reference.config, preset: 'reference' });
   return configReference()
     .filter((r) => r.default !== '{…}' && !r.key.startsWith('baselineSft.'))
     .map((r) => {

@@ -61,6 +61,7 @@ describe('presets', () => {
     expect(row('search.judge')).toMatchObject({ itool: 'yes-no', reference: 'grades' });
     expect(row('iterations')).toMatchObject({ itool: 2, reference: 1 });
     expect(row('lora.rank')).toMatchObject({ itool: null, reference: 8 });
+    expect(row('preset')).toMatchObject({ itool: 'itool', reference: 'reference' });
   });
 
   it('itool train --preset: an unknown name is refused before anything is loaded', async () => {
