@@ -57,11 +57,11 @@ export interface MemoryRow extends MemoryRowSpec {
   /** what the plan expects (bytes) and whether it fits the budget */
   plannedPeak: number;
   fits: boolean;
-  /** VmHWM of the row's process */
-  measuredPeak: number;
+  /** VmHWM of the row's process (null: not run, its plan is over --skip-over) */
+  measuredPeak: number | null;
   /** measured / planned */
-  ratio: number;
-  tokensPerSecond: number;
+  ratio: number | null;
+  tokensPerSecond: number | null;
   /** the engine's own allocator peak (bytes handed out) when the addon has the counter; null otherwise */
   enginePeak: number | null;
   plannedEnginePeak: number;
@@ -226,6 +226,8 @@ interface Opts {
   steps: number;
   batchTokens: number;
   budget: number;
+  /** rows planned above this are not run (the machine's limit per process) */
+  skipOver: number;
   child: string | null;
 }
 
@@ -237,7 +239,7 @@ function list<T extends string>(v: string | undefined, allowed: readonly T[], fl
 }
 
 function parseArgs(argv: string[]): Opts {
-  const o: Opts = { json: false, quick: false, shapes: ['small', 'base', 'qwen2.5-0.5b'], rows: ['sft', 'simpo', 'search', 'generate'], modes: ['lora', 'full'], settings: ['before', 'planned'], steps: 3, batchTokens: 4096, budget: 3e9, child: null };
+  const o: Opts = { json: false, quick: false, shapes: ['small', 'base', 'qwen2.5-0.5b'], rows: ['sft', 'simpo', 'search', 'generate'], modes: ['lora', 'full'], settings: ['before', 'planned'], steps: 3, batchTokens: 4096, budget: 3e9, skipOver: Infinity, child: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') o.json = true;
@@ -249,10 +251,11 @@ function parseArgs(argv: string[]): Opts {
     else if (a === '--steps') o.steps = Number(argv[++i]);
     else if (a === '--batch-tokens') o.batchTokens = Number(argv[++i]);
     else if (a === '--max-memory') o.budget = parseSize(argv[++i], '--max-memory');
+    else if (a === '--skip-over') o.skipOver = parseSize(argv[++i], '--skip-over');
     else if (a === '--child') o.child = argv[++i] ?? null;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'itool bench memory [--json] [--quick] [--shapes small,base,qwen2.5-0.5b,tiny] [--rows sft,simpo,search,generate] [--modes lora,full] [--configs before,planned] [--max-memory 3GB] [--steps N] [--batch-tokens N]\n',
+        'itool bench memory [--json] [--quick] [--shapes small,base,qwen2.5-0.5b,tiny] [--rows sft,simpo,search,generate] [--modes lora,full] [--configs before,planned] [--max-memory 3GB] [--skip-over SIZE] [--steps N] [--batch-tokens N]\n',
       );
       process.exit(0);
     } else throw new Error(`bench memory: unknown option ${a}`);
@@ -284,11 +287,7 @@ export async function main(argv: string[]): Promise<void> {
         for (const setting of o.settings) {
           const spec: MemoryRowSpec = { shape, workload, mode, setting, steps: o.steps, batchTokens: o.batchTokens, budget: o.budget };
           const plan = rowPlan(spec, o.quick);
-          const env: NodeJS.ProcessEnv = { ...process.env, ITOOL_CPU_CACHE_MB: String(plan.choices.cacheCap / 2 ** 20) };
-          const r = spawnSync(process.execPath, [process.argv[1]!, 'bench', 'memory', '--child', JSON.stringify({ spec, choices: plan.choices, quick: o.quick })], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
-          if (r.status !== 0) throw new Error(`bench memory ${shape} ${workload} ${mode} ${setting}: child failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-          const c = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { tokensPerSecond: number; enginePeak: number | null; note: string | null; measuredPeak: number };
-          const row: MemoryRow = {
+          const base = {
             ...spec,
             weightsDtype: plan.choices.weightsDtype,
             recompute: plan.choices.recompute,
@@ -296,13 +295,19 @@ export async function main(argv: string[]): Promise<void> {
             cacheCapMiB: plan.choices.cacheCap / 2 ** 20,
             plannedPeak: plan.peak,
             fits: plan.fits,
-            measuredPeak: c.measuredPeak,
-            ratio: c.measuredPeak / plan.peak,
-            tokensPerSecond: c.tokensPerSecond,
-            enginePeak: c.enginePeak,
             plannedEnginePeak: plan.enginePeakLive,
-            note: c.note,
           };
+          if (plan.peak > o.skipOver) {
+            const row: MemoryRow = { ...base, measuredPeak: null, ratio: null, tokensPerSecond: null, enginePeak: null, note: `not run: planned over --skip-over ${formatBytes(o.skipOver)}` };
+            rows.push(row);
+            if (!o.json) process.stdout.write(line(row) + '\n');
+            continue;
+          }
+          const env: NodeJS.ProcessEnv = { ...process.env, ITOOL_CPU_CACHE_MB: String(plan.choices.cacheCap / 2 ** 20) };
+          const r = spawnSync(process.execPath, [process.argv[1]!, 'bench', 'memory', '--child', JSON.stringify({ spec, choices: plan.choices, quick: o.quick })], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+          if (r.status !== 0) throw new Error(`bench memory ${shape} ${workload} ${mode} ${setting}: child failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+          const c = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { tokensPerSecond: number; enginePeak: number | null; note: string | null; measuredPeak: number };
+          const row: MemoryRow = { ...base, measuredPeak: c.measuredPeak, ratio: c.measuredPeak / plan.peak, tokensPerSecond: c.tokensPerSecond, enginePeak: c.enginePeak, note: c.note };
           rows.push(row);
           if (!o.json) process.stdout.write(line(row) + '\n');
         }
@@ -318,7 +323,7 @@ function line(r: MemoryRow): string {
   const eng = r.enginePeak === null ? '-' : `${formatBytes(r.enginePeak)}/${formatBytes(r.plannedEnginePeak)}`;
   return (
     `${r.shape.padEnd(13)}${r.workload.padEnd(9)}${r.mode.padEnd(5)}${r.setting.padEnd(8)}${r.weightsDtype.padEnd(8)}${(r.recompute ? 'on' : 'off').padEnd(7)}${String(r.microTokens || '-').padStart(6)}${String(r.cacheCapMiB).padStart(6)}  ` +
-    `${formatBytes(r.plannedPeak).padStart(10)}${formatBytes(r.measuredPeak).padStart(10)}${r.ratio.toFixed(2).padStart(7)}${eng.padStart(23)}${r.tokensPerSecond.toFixed(0).padStart(9)}` +
+    `${formatBytes(r.plannedPeak).padStart(10)}${(r.measuredPeak === null ? '-' : formatBytes(r.measuredPeak)).padStart(10)}${(r.ratio === null ? '-' : r.ratio.toFixed(2)).padStart(7)}${eng.padStart(23)}${(r.tokensPerSecond === null ? '-' : r.tokensPerSecond.toFixed(0)).padStart(9)}` +
     `${r.fits ? '' : '  (over budget)'}${r.note ? `  [${r.note}]` : ''}`
   );
 }

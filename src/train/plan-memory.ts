@@ -55,7 +55,10 @@ export class Arena {
   /** resident bytes by category at the resident peak */
   atPeak: Bytes = zero();
   cachedAtPeak = 0;
+  /** live bytes by category as the allocator counts them (size classes) */
   readonly byCat: Bytes = zero();
+  /** live bytes by category as resident pages (see the class comment) */
+  readonly residentByCat: Bytes = zero();
   private free = new Map<number, number[]>(); // size class -> touched bytes of each cached block (LIFO)
   constructor(readonly cacheCap: number) {}
 
@@ -75,11 +78,12 @@ export class Arena {
     }
     this.live += size;
     this.resident += touched;
-    this.byCat[cat] += touched;
+    this.byCat[cat] += size;
+    this.residentByCat[cat] += touched;
     this.peakLive = Math.max(this.peakLive, this.live);
     if (this.resident > this.peakResident) {
       this.peakResident = this.resident;
-      this.atPeak = { ...this.byCat };
+      this.atPeak = { ...this.residentByCat };
       this.cachedAtPeak = this.cachedResident();
     }
     return { size, touched, cat, freed: false };
@@ -94,7 +98,8 @@ export class Arena {
     if (!b || b.freed) return;
     b.freed = true;
     this.live -= b.size;
-    this.byCat[b.cat] -= b.touched;
+    this.byCat[b.cat] -= b.size;
+    this.residentByCat[b.cat] -= b.touched;
     if (b.size >= CACHE_MIN && this.cacheCap > 0 && this.cached + b.size <= this.cacheCap) {
       const list = this.free.get(b.size) ?? [];
       list.push(b.touched);
@@ -110,7 +115,7 @@ export class Arena {
   resetPeak(): void {
     this.peakLive = this.live;
     this.peakResident = this.resident;
-    this.atPeak = { ...this.byCat };
+    this.atPeak = { ...this.residentByCat };
     this.cachedAtPeak = this.cachedTouched;
   }
 }
@@ -249,6 +254,7 @@ export class ModelReplay {
     const c = this.c, T = lengths.reduce((a, b) => a + b, 0), H = c.hiddenSize, I = c.intermediateSize;
     const Dq = c.numHeads * c.headDim, Dkv = c.numKvHeads * c.headDim;
     const tmp = this.act(T * H, 'temporaries'), dxn = this.act(T * H, 'temporaries');
+    let dscratch: Buf | null = null; // a frozen norm's weight gradient goes to scratch (made at the first one)
     {
       const b = [this.act(T * I, 'temporaries'), this.act(T * I, 'temporaries'), this.act(T * I, 'temporaries')];
       this.loraDt(T, 'down_proj');
@@ -256,6 +262,7 @@ export class ModelReplay {
       this.loraDt(T, 'up_proj');
       b.forEach((x) => this.a.release(x));
     }
+    if (this.setup.lora) dscratch = this.act(Math.max(H, c.headDim), 'temporaries');
     {
       const dAttn = this.act(T * Dq, 'temporaries');
       this.loraDt(T, 'o_proj');
@@ -270,6 +277,7 @@ export class ModelReplay {
       this.loraDt(T, 'v_proj');
       [...qk, ...d, dAttn].forEach((x) => this.a.release(x));
     }
+    this.a.release(dscratch);
     this.a.release(dxn);
     this.a.release(tmp);
   }
@@ -320,8 +328,10 @@ export class ModelReplay {
       extra.push(this.act(T, 'logprob'), this.act(T, 'logprob'), this.act(T, 'logprob'));
       dxf = this.act(T * H, 'activations');
       this.headLogprob(T, true);
+      extra.splice(0).forEach((b) => this.a.release(b)); // locals of that branch
     }
     const dx = this.act(T * H, 'temporaries');
+    const dscr = this.setup.lora ? this.act(H, 'temporaries') : null; // the frozen final norm's weight gradient
     for (let l = c.numLayers - 1; l >= 0; l--) {
       if (recompute) {
         const a = this.layerActs(T, 'temporaries');
@@ -335,6 +345,7 @@ export class ModelReplay {
         saved[l]!.forEach((b) => this.a.release(b));
       }
     }
+    this.a.release(dscr);
     this.a.release(dx);
     extra.forEach((b) => this.a.release(b));
     // saved_ = Saved{}: what is left of the forward's buffers
@@ -369,9 +380,11 @@ export class ModelReplay {
   private poolBlocks = 0;
   private pool: Buf[] = [];
   readonly blockSize = 16;
+  /** the pool holds at least n blocks: grown as block_alloc grows it, one doubling at a time */
   reservePool(n: number): void {
-    if (n <= this.poolBlocks) return;
-    const cap = Math.max(n, this.poolBlocks * 2, 16);
+    while (this.poolBlocks < n) this.growPool(Math.max(this.poolBlocks + 1, this.poolBlocks * 2, 16));
+  }
+  private growPool(cap: number): void {
     const per = this.blockSize * this.c.numKvHeads * this.c.headDim * 4;
     const next: Buf[] = [];
     for (let l = 0; l < this.c.numLayers; l++) next.push(this.a.alloc(per * cap, 'kvCache'), this.a.alloc(per * cap, 'kvCache'));
@@ -393,6 +406,10 @@ export class ModelReplay {
     [x, y, xf, rstdf, ...misc].forEach((b) => this.a.release(b));
   }
   private hidden: Buf[] = [];
+  /** cache_fork: the fork's copy of the last hidden state */
+  forkHidden(): void {
+    this.hidden.push(this.act(this.c.hiddenSize, 'kvCache'));
+  }
   /** caches disposed: their hidden states freed (the pool's blocks stay in the pool) */
   disposeCaches(): void {
     this.hidden.forEach((b) => this.a.release(b));
