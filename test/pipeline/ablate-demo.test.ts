@@ -1,7 +1,7 @@
 // itool ablate --demo: the arms' configs, the table of mean and spread (against a recomputation
 // from the seeds' own numbers), and a tiny run end to end: one shared warm-up, every arm, resume,
 // refusal of another version's directory.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -88,41 +88,47 @@ describe('itool ablate --demo end to end (tiny sizes)', () => {
   };
   it.skipIf(!!process.env.ITOOL_ASAN)('one warm-up shared by the arms, every arm run, the table written; a second run resumes without redoing a phase (skipped under ASan: compute-heavy)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'itool-ablate-'));
-    const lines: string[] = [];
-    const s = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => lines.push(l) });
-    expect(s.arms).toEqual([...DEMO_ARMS]);
-    for (const f of ['ablate.json', 'ablate.txt', 'report.html']) expect(existsSync(join(out, f)), f).toBe(true);
-    const seedDir = join(out, 'seed-3');
-    expect(readdirSync(seedDir).filter((d) => d.startsWith('arm-')).sort()).toEqual(DEMO_ARMS.map((a) => `arm-${a}`).sort());
-    // the warm-up trained once, in seed-3/warmup; no arm trained one
-    expect(lines.filter((l) => l.endsWith('warmup: start')).length).toBe(1);
-    for (const a of DEMO_ARMS) expect(existsSync(join(seedDir, `arm-${a}`, 'warmup'))).toBe(false);
-    const d = s.seedsData[0];
-    for (const a of d.arms) {
-      const n = Object.values(a.categories).reduce((x, c) => x + c.total, 0);
-      expect(n, a.arm).toBe(12);
-      expect(a.pairs.length, a.arm).toBe(a.arm === 'no-iteration' ? 1 : 2);
-      // the table's numbers are the arm's own
-      expect(s.table.all[a.arm].mean).toBeCloseTo(Object.values(a.categories).reduce((x, c) => x + c.correct, 0) / 12, 12);
-    }
-    // the arms from the warm-up start where the warm-up's evaluation ended; no-warmup from the model before it
-    const warm = d.warmup.categories;
-    for (const a of d.arms.filter((x) => x.arm !== 'no-warmup')) expect(a.start).toEqual(warm);
-    // the reference arm's pairs hold whole partial answers (no prefix)
-    const refPairs = ['1', '2'].flatMap((i) => readFileSync(join(seedDir, 'arm-reference', `iteration-${i}`, 'pairs.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
-    for (const p of refPairs) expect(p.prefixIds).toEqual([]);
-    const json = JSON.parse(readFileSync(join(out, 'ablate.json'), 'utf8'));
-    expect(json.version).toBe(1);
-    // resume: every phase done earlier, the same table
-    const again: string[] = [];
-    const s2 = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => again.push(l) });
-    expect(again.some((l) => / start$/.test(l))).toBe(false);
-    expect(s2.table).toEqual(s.table);
-    // another seed list, and another version's directory, are refused before any work
-    await expect(runDemoAblation(deps, { out, seeds: [3, 4], quick: true, override })).rejects.toThrow(/use another --out/);
     const old = mkdtempSync(join(tmpdir(), 'itool-ablate-old-'));
-    writeFileSync(join(old, 'demo.json'), JSON.stringify({ version: 1, kind: 'ablate', quick: true, seeds: [3] }));
-    await expect(runDemoAblation(deps, { out: old, seeds: [3], quick: true, override })).rejects.toThrow(/demo version 1/);
+    try {
+      const lines: string[] = [];
+      const s = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => lines.push(l) });
+      expect(s.arms).toEqual([...DEMO_ARMS]);
+      for (const f of ['ablate.json', 'ablate.txt', 'report.html']) expect(existsSync(join(out, f)), f).toBe(true);
+      const seedDir = join(out, 'seed-3');
+      expect(readdirSync(seedDir).filter((d) => d.startsWith('arm-')).sort()).toEqual(DEMO_ARMS.map((a) => `arm-${a}`).sort());
+      // the warm-up trained once, in seed-3/warmup; no arm trained one
+      expect(lines.filter((l) => l.endsWith('warmup: start')).length).toBe(1);
+      for (const a of DEMO_ARMS) expect(existsSync(join(seedDir, `arm-${a}`, 'warmup'))).toBe(false);
+      const d = s.seedsData[0];
+      for (const a of d.arms) {
+        const n = Object.values(a.categories).reduce((x, c) => x + c.total, 0);
+        expect(n, a.arm).toBe(12);
+        expect(a.pairs.length, a.arm).toBe(a.arm === 'no-iteration' ? 1 : 2);
+        // the table's numbers are the arm's own
+        expect(s.table.all[a.arm].mean).toBeCloseTo(Object.values(a.categories).reduce((x, c) => x + c.correct, 0) / 12, 12);
+      }
+      // the arms from the warm-up start where the warm-up's evaluation ended; no-warmup from the model before it
+      const warm = d.warmup.categories;
+      for (const a of d.arms.filter((x) => x.arm !== 'no-warmup')) expect(a.start).toEqual(warm);
+      // the reference arm's pairs, when its tiny model finds any, hold whole partial answers (no
+      // prefix; the coverage itself is tested in test/search/preset-search.test.ts)
+      const refPairs = ['1', '2'].flatMap((i) => readFileSync(join(seedDir, 'arm-reference', `iteration-${i}`, 'pairs.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
+      for (const p of refPairs) expect(p.prefixIds).toEqual([]);
+      const json = JSON.parse(readFileSync(join(out, 'ablate.json'), 'utf8'));
+      expect(json.version).toBe(1);
+      // resume: every phase done earlier, the same table
+      const again: string[] = [];
+      const s2 = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => again.push(l) });
+      expect(again.some((l) => / start$/.test(l))).toBe(false);
+      expect(s2.table).toEqual(s.table);
+      // another seed list, and another version's directory, are refused before any work
+      await expect(runDemoAblation(deps, { out, seeds: [3, 4], quick: true, override })).rejects.toThrow(/use another --out/);
+      writeFileSync(join(old, 'demo.json'), JSON.stringify({ version: 1, kind: 'ablate', quick: true, seeds: [3] }));
+      await expect(runDemoAblation(deps, { out: old, seeds: [3], quick: true, override })).rejects.toThrow(/demo version 1/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+      rmSync(old, { recursive: true, force: true });
+    }
   }, 300_000);
 
   it('bad input to the command is refused before any work', async () => {
