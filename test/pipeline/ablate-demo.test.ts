@@ -139,6 +139,8 @@ describe('itool ablate --demo end to end (tiny sizes)', () => {
     expect(r.err).toMatch(/unknown arm 'bogus'; known arms: reference, itool, no-search, no-iteration, dpo, no-warmup/);
     r = await itool(['ablate', '--demo', '--seeds', '1,1', '--out', out]);
     expect(r.err).toMatch(/seed 1 is given twice/);
+    r = await itool(['ablate', '--demo', '--preset', 'reference', '--lr', '1e-3', '--out', out]);
+    expect(r.err).toMatch(/--demo fixes every arm's settings; not used with it: --preset, --lr/);
     r = await itool(['ablate', '--out', out]);
     expect(r.err).toMatch(/give --model and --data \(or --demo/);
     expect(existsSync(out)).toBe(false);

@@ -26,11 +26,15 @@ export function register(program: Command): void {
       .requiredOption('--out <dir>', 'output directory (one run directory per variant; with --demo seed-N/arm-NAME, ablate.txt, ablate.json, report.html; a stopped run resumes from it)')
       .option('--demo', `the ablation on the embedded default: arms ${DEMO_ARMS.join(', ')}, one shared warm-up per seed`)
       .option('--quick', 'with --demo: the quick demo sizes (CI-sized; the table is a smoke test, not a measurement)')
-      .option('--seeds <list>', 'with --demo: comma-separated seeds (1,2,3)', '1,2,3')
+      .option('--seeds <list>', 'with --demo: comma-separated seeds', '1,2,3')
       .option('--only <variants...>', `run only these variants (itool, no-search, no-iteration, dpo; with --demo: ${DEMO_ARMS.join(', ')})`),
-  ).action(async (opts: LoopFlags & { model?: string; data?: string[]; out: string; only?: string[]; demo?: boolean; quick?: boolean; seeds: string }) => {
+  ).action(async (opts: LoopFlags & { model?: string; data?: string[]; out: string; only?: string[]; demo?: boolean; quick?: boolean; seeds: string }, cmd: Command) => {
     try {
       if (opts.demo) {
+        // the arms' settings are the demo's and each arm's own: a loop flag would be silently unused
+        const allowed = new Set(['out', 'demo', 'quick', 'seeds', 'only', 'device', 'progress', 'model', 'data']);
+        const unused = cmd.options.map((x) => x.attributeName()).filter((n) => !allowed.has(n) && cmd.getOptionValueSource(n) === 'cli');
+        if (unused.length) throw new Error(`--demo fixes every arm's settings; not used with it: ${unused.map((n) => '--' + n.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')}`);
         if (opts.model !== undefined || opts.data !== undefined) throw new Error('--demo runs on the embedded default: give no --model or --data');
         const seeds = parseSeeds(opts.seeds);
         for (const n of opts.only ?? []) if (!(DEMO_ARMS as readonly string[]).includes(n)) throw new Error(`--only: unknown arm '${n}'; known arms: ${DEMO_ARMS.join(', ')}`);
