@@ -527,3 +527,45 @@ export function scrambleTexts(texts: readonly string[], rate: number, seed = 1):
       .join(' '),
   );
 }
+
+/** every word of the argument values of a sample's calls (strings, numbers, lists, objects) */
+function valueWords(s: Sample): Set<string> {
+  const out = new Set<string>();
+  const visit = (v: unknown): void => {
+    if (typeof v === 'string' || typeof v === 'number') for (const w of String(v).split(/\s+/)) out.add(w);
+    else if (Array.isArray(v)) v.forEach(visit);
+    else if (v && typeof v === 'object') Object.values(v).forEach(visit);
+  };
+  for (const m of s.messages) if (m.role === 'assistant' && m.toolCalls) for (const c of m.toolCalls) visit(c.arguments);
+  return out;
+}
+
+/**
+ * Noisy phrasings for the warm-up: in a `share` of the samples, each word of the user turns
+ * that is not part of an argument value is replaced, with probability `rate`, by another
+ * phrasing word of the training samples (never a value). A model trained from scratch on a
+ * few phrasings per tool otherwise locates a value by the words around it and, on a phrasing
+ * it has never seen, copies a phrasing word or cuts the value short; the noise teaches it to
+ * find values among unfamiliar words. Deterministic in (seed, sample id); the samples'
+ * calls are unchanged.
+ */
+export function noisePhrasing(samples: readonly Sample[], share: number, rate: number, seed = 1): Sample[] {
+  for (const [k, v] of [['share', share], ['rate', rate]] as const) if (!(v >= 0 && v <= 1)) throw new Error(`synth: the phrasing noise ${k} must be a probability, got ${String(v)}`);
+  const values = new Set<string>();
+  for (const s of samples) for (const w of valueWords(s)) values.add(w);
+  const words = [
+    ...new Set(samples.flatMap((s) => s.messages.flatMap((m) => (m.role === 'user' && typeof m.content === 'string' ? m.content.split(/\s+/) : [])))),
+  ].filter((w) => w && !values.has(w) && !/\d/.test(w));
+  if (words.length === 0) return [...samples];
+  return samples.map((s) => {
+    const rng = new Rng(hash32(Math.floor(seed) >>> 0, 0x9015e, strHash(s.id)));
+    if (!rng.chance(share)) return s;
+    const keep = valueWords(s);
+    const noisy = (t: string): string =>
+      t
+        .split(/\s+/)
+        .map((w) => (w && !/\d/.test(w) && !keep.has(w) && !keep.has(w.replace(/^[("']+|[.,:;?!)"']+$/g, '')) && rng.chance(rate) ? rng.pick(words) : w))
+        .join(' ');
+    return { ...s, messages: s.messages.map((m) => (m.role === 'user' && typeof m.content === 'string' ? { ...m, content: noisy(m.content) } : m)) };
+  });
+}
