@@ -160,8 +160,10 @@ export function planErrorText(req: PlanRequest, plan: MemoryPlan): string {
   const lines: string[] = [];
   const training = !!(req.workloads.sft || req.workloads.preference);
   const minWeights = Math.min(w, training && !req.lora ? w : weightsBytes(req.config, 'bf16'));
-  if (minWeights + req.runtime > req.budget)
-    lines.push(`the model's weights alone need ${both(minWeights)} (${plan.choices.weightsDtype === 'f32' && minWeights < w ? 'in bf16' : plan.choices.weightsDtype}), more than the budget of ${both(req.budget)}`);
+  const dt = plan.choices.weightsDtype === 'f32' && minWeights < w ? 'in bf16' : plan.choices.weightsDtype;
+  if (minWeights > req.budget) lines.push(`the model's weights alone need ${both(minWeights)} (${dt}), more than the budget of ${both(req.budget)}`);
+  else if (minWeights + req.runtime > req.budget)
+    lines.push(`the model's weights alone need ${both(minWeights)} (${dt}) and the process around them (node, tokenizer, data) ${both(req.runtime)}: more than the budget of ${both(req.budget)}`);
   else lines.push(`this run needs ${both(plan.peak)} at its peak (with the choices that need the least), the budget is ${both(req.budget)}`);
   lines.push(...formatPlan(plan).split('\n').map((l) => '  ' + l));
   if (plan.advice.length) {
