@@ -7,20 +7,24 @@ using namespace model_detail;
 
 void Model::init_random(uint64_t seed, float std) {
   Rng r{seed ^ 0x1F2E3D4C5B6A7988ull};
-  // tensor by tensor (the same draws, in layout order, as one pass over the whole group): the
-  // host never holds more than one tensor, and a bf16 base never exists in f32
+  // a chunk at a time, in layout order (the same draws as one pass over the whole group): the
+  // host holds at most 1M values, and a bf16 base never exists in f32
+  const int64_t kChunk = int64_t(1) << 20;
   std::vector<float> h;
   std::vector<uint16_t> h16;
   for (auto& p : base_.params) {
-    h.resize(size_t(p.numel));
-    bool is_norm = p.name.find("norm.weight") != std::string::npos;
-    for (int64_t i = 0; i < p.numel; ++i) h[size_t(i)] = is_norm ? 1.f : float(r.normal() * std);
-    if (base_bf16_) {
-      h16.resize(h.size());
-      for (size_t i = 0; i < h.size(); ++i) h16[i] = f32_to_bf16(h[i]);
-      be_->copy_from_host(static_cast<uint16_t*>(base_.compute.p()) + p.offset, h16.data(), h16.size() * 2);
-    } else {
-      be_->copy_from_host(base_.master.f() + p.offset, h.data(), h.size() * 4);
+    const bool is_norm = p.name.find("norm.weight") != std::string::npos;
+    for (int64_t c0 = 0; c0 < p.numel; c0 += kChunk) {
+      const int64_t n = std::min(kChunk, p.numel - c0);
+      h.resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) h[size_t(i)] = is_norm ? 1.f : float(r.normal() * std);
+      if (base_bf16_) {
+        h16.resize(h.size());
+        for (size_t i = 0; i < h.size(); ++i) h16[i] = f32_to_bf16(h[i]);
+        be_->copy_from_host(static_cast<uint16_t*>(base_.compute.p()) + p.offset + c0, h16.data(), h16.size() * 2);
+      } else {
+        be_->copy_from_host(base_.master.f() + p.offset + c0, h.data(), h.size() * 4);
+      }
     }
   }
   sync_compute(base_);
@@ -98,10 +102,19 @@ void Model::load_checkpoint(const std::vector<std::string>& files) {
       uint16_t* dst = static_cast<uint16_t*>(base_.compute.p()) + p.offset;
       if (e.dtype == DType::BF16) {
         std::memcpy(dst, f.data(e), size_t(p.numel) * 2);
-      } else {
-        stage.resize(size_t(p.numel));
-        f.read_f32(e, stage.data());
-        for (int64_t k = 0; k < p.numel; ++k) dst[k] = f32_to_bf16(stage[size_t(k)]);
+      } else {  // straight from the mapped file, element by element: no f32 staging
+        const uint8_t* raw = f.data(e);
+        for (int64_t k = 0; k < p.numel; ++k) {
+          float v;
+          if (e.dtype == DType::F32) {
+            std::memcpy(&v, raw + size_t(k) * 4, 4);
+          } else {
+            uint16_t h;
+            std::memcpy(&h, raw + size_t(k) * 2, 2);
+            v = f16_to_f32(h);
+          }
+          dst[k] = f32_to_bf16(v);
+        }
       }
       std::memset(dst + p.numel, 0, size_t(end - p.offset - p.numel) * 2);
     } else if (host) {
@@ -115,7 +128,6 @@ void Model::load_checkpoint(const std::vector<std::string>& files) {
     }
     f.release(e);
   }
-  if (base_bf16_) std::vector<float>().swap(stage);
   sync_compute(base_);
 }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createModel, loadModel, readSafetensors, tinyConfig, type NativeModel } from '../../src/engine/index.js';
+import { createModel, loadModel, readSafetensors, tinyConfig, writeSafetensors, type NativeModel } from '../../src/engine/index.js';
 import type { Architecture, ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
 import { forward64, logprobs64, type Lora64 } from '../reference/model64.js';
 import { rng } from '../helpers/native.js';
@@ -232,6 +232,16 @@ for (const [arch, over] of ARCHS) {
   });
 }
 
+/** a base tensor's shape from the configuration (Qwen2, untied) */
+function shapeOf(c: ModelConfig, name: string): number[] {
+  const H = c.hiddenSize, Dq = c.numHeads * c.headDim, Dkv = c.numKvHeads * c.headDim, I = c.intermediateSize;
+  const table: Array<[RegExp, number[]]> = [
+    [/embed_tokens|lm_head/, [c.vocabSize, H]], [/norm\.weight$/, [H]], [/q_proj\.weight/, [Dq, H]], [/[kv]_proj\.weight/, [Dkv, H]],
+    [/q_proj\.bias/, [Dq]], [/[kv]_proj\.bias/, [Dkv]], [/o_proj/, [H, Dq]], [/gate_proj|up_proj/, [I, H]], [/down_proj/, [H, I]],
+  ];
+  return table.find(([re]) => re.test(name))![1];
+}
+
 describe('bf16 frozen weights: loading, saving, merging, bad dtypes', () => {
   const cfg = tinyConfig('Qwen2ForCausalLM', { tieWordEmbeddings: false });
   const src = createModel(cfg, { seed: 3, initStd: 0.2 });
@@ -265,6 +275,26 @@ describe('bf16 frozen weights: loading, saving, merging, bad dtypes', () => {
     } finally {
       a.dispose();
       b.dispose();
+    }
+  });
+
+  it('loads an f16 checkpoint as bf16 (each f16 value rounded to bf16)', async () => {
+    const d16 = join(tmp, 'ckf16');
+    await src.save(d16); // config and tokenizer files; the weights replaced by f16 ones
+    writeSafetensors(
+      join(d16, 'model.safetensors'),
+      src.paramNames().map((name) => ({ name, dtype: 'f16' as const, shape: shapeOf(cfg, name), data: src.getParam(name) })),
+      { format: 'pt' },
+    );
+    const f16 = readSafetensors(join(d16, 'model.safetensors'));
+    const m = await loadModel(d16, { device: 'cpu', dtype: 'bf16' });
+    try {
+      for (const t of f16.tensors) {
+        expect(t.dtype).toBe('f16');
+        expect(m.getParam(t.name), t.name).toEqual(bf16(t.data!));
+      }
+    } finally {
+      m.dispose();
     }
   });
 
