@@ -320,7 +320,7 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
   method(env, o, h, "sampleNext", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     const char* fn = "model.sampleNext";
     auto ids = std::make_shared<std::vector<int64_t>>(cache_ids(info.Length() ? info[0] : info.Env().Undefined(), fn));
-    float temperature = 1.f, top_p = 1.f;
+    float temperature = 1.f, top_p = 1.f, penalty = 1.f;
     int64_t top_k = 0;
     uint64_t seed = 0;
     if (info.Length() > 1 && !info[1].IsUndefined()) {
@@ -329,6 +329,7 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
       top_k = get_int(a, "topK", fn, 0, int64_t(1) << 24, 0);
       top_p = float(get_number(a, "topP", fn, 0, 1, 1.0));
       seed = uint64_t(get_int(a, "seed", fn, 0, (int64_t(1) << 53) - 1, 0));
+      penalty = float(get_number(a, "repetitionPenalty", fn, 1e-6, 1e6, 1.0));
     }
     size_t B = ids->size();
     auto tok = std::make_shared<std::vector<int32_t>>(B);
@@ -336,9 +337,9 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     auto lps = std::make_shared<std::vector<float>>(B);
     return run_async(
         info.Env(), fn,
-        [m, ids, temperature, top_k, top_p, seed, tok, lpm, lps]() {
+        [m, ids, temperature, top_k, top_p, seed, penalty, tok, lpm, lps]() {
           std::lock_guard<std::mutex> g(m->mutex());
-          m->sample_next(*ids, temperature, top_k, top_p, seed, tok->data(), lpm->data(), lps->data());
+          m->sample_next(*ids, temperature, top_k, top_p, seed, tok->data(), lpm->data(), lps->data(), penalty);
         },
         [tok, lpm, lps](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
@@ -348,6 +349,8 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
           return r;
         });
   });
+  // present when sampleNext takes repetitionPenalty (an older addon ignores the option)
+  method(env, o, h, "repetitionPenaltySupported", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>&) -> Napi::Value { return Napi::Boolean::New(info.Env(), true); });
   method(env, o, h, "nextLogprobs", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     const char* fn = "model.nextLogprobs";
     auto ids = std::make_shared<std::vector<int64_t>>(cache_ids(info.Length() ? info[0] : info.Env().Undefined(), fn));

@@ -169,9 +169,12 @@ class Model {
   void cache_truncate(int64_t id, int64_t n);
   const CacheState& cache(int64_t id) const;
   void cache_extend(int64_t id, const std::vector<int32_t>& tokens);  // appends and computes K/V
-  // samples one token per cache and appends it (its K/V computed on the next call)
+  // samples one token per cache and appends it (its K/V computed on the next call).
+  // repetition_penalty != 1: vLLM's rule on the logits of every token already in the cache
+  // (prompt and generated): a positive logit divided by it, a negative one multiplied; the
+  // returned logp_model is then the log-softmax of the penalised logits.
   void sample_next(const std::vector<int64_t>& ids, float temperature, int64_t top_k, float top_p, uint64_t seed,
-                   int32_t* tokens, float* logp_model, float* logp_sampled);
+                   int32_t* tokens, float* logp_model, float* logp_sampled, float repetition_penalty = 1.f);
   void next_logprobs(const std::vector<int64_t>& ids, float* out);  // [B * V] host
   int64_t block_size() const { return block_size_; }
   int64_t blocks_in_use();

@@ -244,7 +244,8 @@ static std::vector<CacheState*> unique_caches(Model* m, std::map<int64_t, CacheS
 }
 
 void Model::sample_next(const std::vector<int64_t>& ids, float temperature, int64_t top_k, float top_p, uint64_t seed,
-                        int32_t* tokens, float* logp_model, float* logp_sampled) {
+                        int32_t* tokens, float* logp_model, float* logp_sampled, float repetition_penalty) {
+  if (!(repetition_penalty > 0.f) || !std::isfinite(repetition_penalty)) throw_range("sampleNext: repetitionPenalty must be a finite number > 0, got " + std::to_string(repetition_penalty));
   drain_deferred();
   auto cs = unique_caches(this, caches_, ids, "sampleNext");
   if (cs.empty()) return;
@@ -252,6 +253,23 @@ void Model::sample_next(const std::vector<int64_t>& ids, float temperature, int6
   DevBuf logits;
   logits_for(cs, logits);
   int64_t B = int64_t(cs.size());
+  if (repetition_penalty != 1.f) {
+    // on the host, through the backend's copies (the same on the CPU and on CUDA)
+    int64_t V = cfg_.vocab;
+    std::vector<float> h(static_cast<size_t>(B * V));
+    be_->copy_to_host(h.data(), logits.p(), h.size() * 4);
+    std::vector<uint8_t> seen(static_cast<size_t>(V));
+    for (int64_t b = 0; b < B; ++b) {
+      std::fill(seen.begin(), seen.end(), 0);
+      float* r = h.data() + b * V;
+      for (int32_t t : cs[size_t(b)]->tokens) {
+        if (t < 0 || t >= V || seen[size_t(t)]) continue;
+        seen[size_t(t)] = 1;
+        r[t] = r[t] > 0.f ? r[t] / repetition_penalty : r[t] * repetition_penalty;
+      }
+    }
+    be_->copy_from_host(logits.p(), h.data(), h.size() * 4);
+  }
   std::vector<uint64_t> counters(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) counters[size_t(b)] = cs[size_t(b)]->counter + (uint64_t(b) << 40);
   SampleParams sp;

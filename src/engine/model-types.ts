@@ -99,6 +99,12 @@ export interface SampleOptions {
   topK?: number; // 0: off
   topP?: number; // 1.0: off
   seed?: number; // RNG seed; each cache advances its own counter
+  /**
+   * vLLM's repetition penalty (1: off): the logit of every token already in the cache (prompt
+   * and generated) is divided by it when positive, multiplied by it when negative, before
+   * temperature, top-k and top-p; `logprobs` are then those of the penalised logits
+   */
+  repetitionPenalty?: number;
 }
 
 /** One sampled token per cache, appended to that cache. */

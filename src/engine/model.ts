@@ -215,14 +215,23 @@ class NativeModelImpl implements Model {
     const [id] = this.ids([cache], 'extend');
     await this.handle().cacheExtend(id, Int32Array.from(tokens));
   }
+  /** true when the loaded addon's sampleNext applies `repetitionPenalty` */
+  get supportsRepetitionPenalty(): boolean {
+    return typeof this.handle().repetitionPenaltySupported === 'function';
+  }
   async sampleNext(caches: readonly KvCache[], opts: SampleOptions = {}): Promise<StepOutput> {
     const ids = this.ids(caches, 'sampleNext');
-    return (await this.handle().sampleNext(ids, {
+    const o: Record<string, number> = {
       temperature: opts.temperature ?? 1,
       topK: opts.topK ?? 0,
       topP: opts.topP ?? 1,
       seed: opts.seed ?? 0,
-    })) as StepOutput;
+    };
+    if (opts.repetitionPenalty !== undefined && opts.repetitionPenalty !== 1) {
+      if (!this.supportsRepetitionPenalty) throw new Error('sampleNext: repetitionPenalty needs a rebuilt addon (this one has no repetition penalty; npm run build:native)');
+      o.repetitionPenalty = opts.repetitionPenalty;
+    }
+    return (await this.handle().sampleNext(ids, o)) as StepOutput;
   }
   async nextLogprobs(caches: readonly KvCache[]): Promise<Float32Array> {
     return (await this.handle().nextLogprobs(this.ids(caches, 'nextLogprobs'))) as Float32Array;

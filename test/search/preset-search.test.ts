@@ -170,3 +170,21 @@ describe('pairs by summed value over whole partial answers', () => {
     expect(extractPairs(root, ctx, { pairValue: 'sum', overlap: 'words', pairCoverage: 'partial-answer' })).toEqual([]);
   });
 });
+
+describe('repetition penalty in the search', () => {
+  it("is passed to every sampleNext call of a model that takes it, and refused by one that does not", async () => {
+    const policy = new FakePolicy(2);
+    await expect(searchTrees(policy, [task('a', [6], 'x, ')], { ...reference, simulations: 1, repetitionPenalty: 0.75 })).rejects.toThrow(/repetitionPenalty' 0.75: this model's sampler has no repetition penalty/);
+    const seen: Array<number | undefined> = [];
+    const taking = Object.assign(new FakePolicy(2), { supportsRepetitionPenalty: true });
+    const sample = taking.sampleNext.bind(taking);
+    taking.sampleNext = (c, o) => (seen.push(o?.repetitionPenalty), sample(c, o));
+    await searchTrees(taking, [task('a', [6], 'x, ')], { ...reference, simulations: 2, numActions: 2, repetitionPenalty: 0.75 });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set([0.75]));
+    // 1 (off) is not sent at all
+    seen.length = 0;
+    await searchTrees(taking, [task('a', [6], 'x, ')], { ...reference, simulations: 1, numActions: 2 });
+    expect(new Set(seen)).toEqual(new Set([undefined]));
+  });
+});
