@@ -21,7 +21,7 @@ const TOP: Record<string, string> = {
   balanceDecisionPairs: 'balance root-level call vs. no-call pairs (at most as many reject the no-call answer as choose it)',
   scoreBatchTokens: 'tokens per perplexity-scoring batch',
   seed: 'seed of every random choice (data order, search, adapters)',
-  recompute: 'recompute activations in backward instead of keeping them (less memory, more time)',
+  recompute: 'recompute activations in backward instead of keeping them (less memory, more time); unset: the memory plan chooses',
   dtype: "dtype of the full models the run saves: 'f32' or 'bf16' (half the disk)",
   maxPairs: 'at most this many pairs per iteration, a seeded random subset (0: all)',
   lora: 'train a LoRA adapter instead of every weight: {rank, alpha, targets, merge}; null: full fine-tuning',
@@ -88,6 +88,7 @@ const TRAINER: Record<string, string> = {
 };
 const SFT_ONLY: Record<string, string> = {
   batchTokens: 'tokens per micro-batch (samples packed whole)',
+  microTokens: 'memory only: run each micro-batch as smaller ones of at most this many tokens, samples whole (0: no split; the memory plan sets it)',
   maxLength: 'truncate each rendered sample to this many tokens (0: no limit)',
   curriculum: 'train easy to hard by bucket',
   stages: 'curriculum stages, lists of bucket names easiest first (null: simple | multiple | parallel | the rest)',
@@ -101,6 +102,7 @@ const PREF_ONLY: Record<string, string> = {
   lambda: 'ORPO weight of the odds-ratio term (>= 0)',
   batchPairs: 'pairs per optimizer step',
   batchTokens: 'token budget of one micro-batch',
+  microTokens: 'memory only: run each micro-batch as smaller ones of at most this many tokens, pairs whole (0: no split; the memory plan sets it)',
 };
 
 type Section = { keys: Record<string, string>; defaults: (k: string) => unknown };

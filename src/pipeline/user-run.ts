@@ -28,8 +28,13 @@ export interface UserRunOptions {
   overrides?: unknown;
   /** the preset under the config file and the overrides (itool, reference); absent: the config file's, else the defaults (itool) */
   preset?: string;
-  /** loads a plain model directory (adapters are handled here); recompute from the config */
-  loadModel: (dir: string, opts: { recompute: boolean }) => Promise<Model>;
+  /** loads a plain model directory (adapters are handled here); recompute from the config or the plan, dtype of the frozen weights from the plan */
+  loadModel: (dir: string, opts: { recompute: boolean; dtype?: 'f32' | 'bf16' }) => Promise<Model>;
+  /**
+   * the memory plan, made once the config is resolved and before the tokenizer or any weight is
+   * loaded (it throws when the run cannot fit); its choices are applied to the run
+   */
+  plan?: (config: PipelineConfig, start: { dir: string; filesDir: string; lora: LoraOptions | null }) => { weightsDtype: 'f32' | 'bf16'; recompute: boolean; microTokens: number } | null;
   /** a LoRA adapter directory to start from, on --model (the run then trains that adapter on) */
   adapter?: string;
   progress?: boolean;
@@ -134,13 +139,20 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
   if (train.length === 0) throw new Error('no training sample has an answer (an assistant turn or a ground truth)');
   log(`data: ${train.length} training answers (of ${conversations} conversations) and ${test.length} held-out answers`);
   const start = startingPoint(o, config);
+  let run = config;
+  const choices = o.plan ? o.plan(config, start) : null;
+  if (choices) {
+    const micro = { microTokens: choices.microTokens };
+    run = { ...config, recompute: choices.recompute, sft: { ...config.sft, ...micro }, baselineSft: { ...config.baselineSft, ...micro }, preference: { ...config.preference, ...micro } };
+  }
   const tok = loadTokenizer(start.filesDir);
-  const recompute = config.recompute ?? false;
+  const recompute = run.recompute ?? false;
+  const dtype = choices?.weightsDtype;
   if (start.lora) log(`LoRA: rank ${start.lora.rank}, alpha ${start.lora.alpha}, targets ${start.lora.targetModules.join(',')}${config.lora?.merge ? ', merged into the weights between phases' : ''}; the run directory holds adapters`);
   const env = realEnv({
     tokenizer: tok,
     tokenizerDir: start.filesDir,
-    loadModel: (dir) => o.loadModel(dir, { recompute }),
+    loadModel: (dir) => o.loadModel(dir, { recompute, ...(dtype ? { dtype } : {}) }),
     lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed } : null,
     dtype: config.dtype,
     perplexityBatchTokens: config.scoreBatchTokens,
@@ -148,7 +160,7 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     progress: o.progress,
     log,
   });
-  const result = await runPipeline({ env, config, runDir: o.out, modelDir: start.dir, train, test });
+  const result = await runPipeline({ env, config: run, runDir: o.out, modelDir: start.dir, train, test });
   const seconds = (performance.now() - t0) / 1000;
   const results = { seconds, warmup: result.warmup, itool: result.itool, baseline: result.baseline };
   writeAtomic(join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');

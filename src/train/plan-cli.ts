@@ -6,6 +6,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { isAdapterDir, modelFilesDir } from '../engine/adapter.js';
+import { resolveDevice, type DeviceRequest } from '../engine/engine.js';
 import { parseHfConfig } from '../engine/config.js';
 import type { ModelConfig } from '../engine/model-types.js';
 import { planMemory, weightsBytes, type CheckpointDtype, type MemoryPlan, type PlanRequest } from './plan.js';
@@ -269,4 +270,33 @@ export function runShapeOf(what: 'train' | 'sft' | 'prefer', f: ShapeFlags & { m
       scoring: what === 'train' ? { batchTokens: 8192 } : what === 'prefer' && (loss === 'dpo' || loss === 'ipo') ? { batchTokens } : null,
     },
   };
+}
+
+/** What `itool train`'s plan reads of the resolved pipeline config (structurally; train does not import pipeline). */
+export interface LoopShape {
+  recompute?: boolean;
+  scoreBatchTokens: number;
+  sft: { batchTokens?: number; maxLength?: number; microTokens?: number };
+  preference: { loss?: string; batchTokens?: number };
+  search: { batchSize: number; maxTokens: number; maxDepth: number };
+}
+
+/**
+ * The plan of `itool train` (warm-up SFT, scoring, the search, preference steps) on the CPU, printed
+ * with `log` before the tokenizer or any weight is loaded; null on CUDA. Throws PlanError when the
+ * run cannot fit.
+ */
+export function planLoop(flags: MemoryFlags, device: string, config: LoopShape, start: { dir: string; lora: { rank: number; targetModules: readonly string[] } | null }, dataFiles: readonly string[], log: (text: string) => void): MemoryPlan | null {
+  if (resolveDevice(device as DeviceRequest) !== 'cpu') return null;
+  const lora = start.lora ? { rank: start.lora.rank, targets: start.lora.targetModules } : null;
+  const shape = runShapeOf(
+    'train',
+    { model: start.dir, batchTokens: config.sft.batchTokens, maxLength: config.sft.maxLength, loss: config.preference.loss, batchSize: config.search.batchSize, maxTokens: config.search.maxTokens, maxDepth: config.search.maxDepth, data: [...dataFiles] },
+    lora,
+  );
+  shape.workloads.scoring = { batchTokens: config.scoreBatchTokens };
+  const plan = planRun({ ...flags, recompute: flags.recompute ?? config.recompute, microTokens: flags.microTokens ?? config.sft.microTokens }, shape);
+  log(`memory plan\n${formatPlan(plan).replace(/^/gm, '  ')}`);
+  applyPlanEnvironment(plan);
+  return plan;
 }

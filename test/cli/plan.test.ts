@@ -84,6 +84,14 @@ describe('itool plan', () => {
     }
   });
 
+  it('itool train plans the whole loop (scoring, search, SFT and preference steps) and stops on it before loading', async () => {
+    const dir = brokenCopy('train-absent', null);
+    const r = await itool(['train', '--model', dir, '--data', dataFile, '--out', join(root, 'train-out'), '--max-memory', '1MiB', '--no-progress']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/itool train: memory plan: the model's weights alone need/);
+    expect(r.err).toMatch(/peak by phase: load .*, scoring .*, search .*, sft step .*, preference step /);
+  });
+
   it('itool sft runs with the plan\'s choices (micro-batches and recompute from a small budget)', async () => {
     const shape = ['--for', 'sft', '--json', '--batch-tokens', '2048', '--max-length', '1024'];
     const plain = JSON.parse((await itool(['plan', '--model', modelDir, ...shape, '--max-memory', '8GB'])).out) as { peak: number };

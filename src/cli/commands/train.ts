@@ -5,6 +5,7 @@ import { runOnUserData } from '../../pipeline/user-run.js';
 import { configReferenceText } from '../../pipeline/config-schema.js';
 import { PRESETS } from '../../pipeline/config.js';
 import { InterruptedError, interruptible } from '../../train/cli.js';
+import { planLoop, type MemoryFlags } from '../../train/plan-cli.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface LoopFlags {
@@ -105,12 +106,16 @@ export function register(program: Command): void {
       .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, safetensors, tokenizer files)')
       .requiredOption('--data <files...>', 'training data: ShareGPT/ToolACE, xLAM, OpenAI messages or BFCL files (JSON/JSONL)')
       .requiredOption('--out <dir>', 'run directory (phases resume from here; run it again with more --iterations to extend a finished run)')
+      .option('--max-memory <size>', 'memory budget: 8GB (1e9 bytes), 8G or 8GiB (2^30), 512MiB, or bytes (default: 80% of MemAvailable); the plan is printed before anything is loaded')
+      .option('--weights-dtype <dtype>', "frozen weights in memory: 'auto' (default: bf16 for a bf16 checkpoint under LoRA, or when f32 would not fit), 'f32' or 'bf16'")
+      .option('--no-recompute', "keep every layer's activations (default: the plan chooses)")
+      .option('--micro-tokens <n>', "tokens per micro-batch run at once ('auto', default: the plan chooses; 0: no split)")
       .option('--help-config', 'print every config key with its default and meaning, and exit')
       .on('option:help-config', () => {
         process.stdout.write(configReferenceText());
         process.exit(0);
       }),
-  ).action(async (opts: LoopFlags & { model: string; data: string[]; out: string }) => {
+  ).action(async (opts: LoopFlags & MemoryFlags & { model: string; data: string[]; out: string }) => {
     let training = false;
     const sig = interruptible('itool train', () => training);
     try {
@@ -125,7 +130,8 @@ export function register(program: Command): void {
         configFile: opts.config,
         preset: opts.preset,
         overrides: overridesOf(opts),
-        loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute }),
+        loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute, ...(o.dtype ? { dtype: o.dtype } : {}) }),
+        plan: (config, start) => planLoop(opts, opts.device, config, start, opts.data, (l) => process.stderr.write(`itool train: ${l}\n`))?.choices ?? null,
         adapter: opts.adapter,
         progress: opts.progress,
         log: (l) => process.stderr.write(`itool train: ${l}\n`),
