@@ -40,7 +40,7 @@ describe('A/B/C/D grades: (pA + 0.1·pB − pC − 2·pD)/4', () => {
         live.add(c);
         return c as never;
       },
-      async nextLogprobs(caches: readonly { tokens: number[] }[]) {
+      async nextLogprobs(caches: readonly { tokens: readonly number[] }[]) {
         calls.push(caches.length);
         const out = new Float32Array(caches.length * 6);
         caches.forEach((c, b) => out.set(table[c.tokens[0] === 1 ? 'good' : 'bad'], b * 6));
