@@ -18,11 +18,15 @@ export const CATEGORIES: readonly Category[] = ['weights', 'adapters', 'gradient
 
 const CACHE_MIN = 64 * 1024;
 
-/** The CPU allocator's size class of a request (cpu_backend.cpp size_class). */
-export function allocSize(bytes: number): number {
+/**
+ * The bytes the CPU allocator reserves for a request (cpu_backend.cpp): 64-byte multiples, and
+ * from 64 KiB a size class at most 25% above when its block cache is on (classes: false when
+ * ITOOL_CPU_CACHE_MB=0 or in sanitizer builds).
+ */
+export function allocSize(bytes: number, classes = true): number {
   let r = Math.ceil(bytes / 64) * 64;
   if (r === 0) r = 64;
-  if (r < CACHE_MIN) return r;
+  if (r < CACHE_MIN || !classes) return r;
   const hi = 2 ** Math.floor(Math.log2(r));
   const step = Math.max(64, hi / 4);
   return Math.ceil(r / step) * step;
@@ -63,7 +67,7 @@ export class Arena {
   constructor(readonly cacheCap: number) {}
 
   alloc(bytes: number, cat: Category): Buf {
-    const size = allocSize(bytes);
+    const size = allocSize(bytes, this.cacheCap > 0);
     const want = Math.min(size, Math.ceil(bytes / PAGE) * PAGE);
     let touched = want;
     if (size >= CACHE_MIN && this.cacheCap > 0) {

@@ -51,10 +51,9 @@ export interface PlanRequest {
   /** the allocator's block cache cap in force ('auto': chosen; default 1 GiB) */
   cacheCap?: 'auto' | number;
   /**
-   * how the weights come in: 'checkpoint' (loadModel: each tensor's file pages are mapped while it
-   * is copied, and a tensor not stored in the weights' dtype goes through an f32 staging copy, kept
-   * at the largest tensor's size until the load ends), 'random' (createModel: one tensor at a time
-   * in f32, plus bf16), or 'none'. Default 'checkpoint'.
+   * how the weights come in: 'checkpoint' (loadModel: each tensor's mapped file pages are resident
+   * while it is read), 'random' (createModel: a million values at a time), or 'none'. Default
+   * 'checkpoint'.
    */
   load?: 'checkpoint' | 'random' | 'none';
 }
@@ -132,10 +131,11 @@ export function loadTransient(r: PlanRequest, weightsDtype: WeightsDtype): numbe
   const largest = baseElements(r.config).largest;
   const load = r.load ?? 'checkpoint';
   if (load === 'none') return 0;
-  if (load === 'random') return largest * 4 + (weightsDtype === 'bf16' ? largest * 2 : 0);
-  const fileBytes = r.checkpointDtype === 'bf16' || r.checkpointDtype === 'f16' ? 2 : 4;
-  const staged = weightsDtype === 'bf16' && r.checkpointDtype !== 'bf16' ? largest * 4 : 0;
-  return largest * fileBytes + staged;
+  // createModel: the normal draws a million values at a time (f32, and their bf16 copy)
+  if (load === 'random') return Math.min(largest, 2 ** 20) * (4 + (weightsDtype === 'bf16' ? 2 : 0));
+  // loadModel: each tensor is read (converted when its dtype differs) straight from the mapped
+  // file, whose pages are resident until the tensor is done and released
+  return largest * (r.checkpointDtype === 'bf16' || r.checkpointDtype === 'f16' ? 2 : 4);
 }
 
 /** Replays the run's work on the model of the allocator: returns the peaks. */
