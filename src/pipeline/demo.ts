@@ -90,10 +90,10 @@ export function demoSize(quick: boolean): DemoSize {
     trainSamples: 8000,
     testSamples: 240,
     vocabSize: 2048,
-    // 2700 steps of repeating the user turns and scrambled copies of them: the copy loss falls
-    // to 0.002-0.013 once induction forms (the turns alone reached 0.20-0.27 on seeds 1 and 2
-    // and copied no held-out turn), which took 600-700 steps on two runs but ~1200 on a third
-    // (loss 0.42 after 1800 steps), so the stage runs half as long again as the old 1800 steps
+    // 3 passes over the user turns and scrambled copies of them (about 2430 steps; at most 2700):
+    // the copy loss falls to 0.002-0.013 once induction forms (the turns alone reached 0.20-0.27
+    // on seeds 1 and 2 and copied no held-out turn), which took 600-700 steps in three runs but
+    // ~1200 in a fourth (loss 0.42 after a 1800-step stage), so the stage is a third longer
     copyStage: { epochs: 3, lr: 5e-3, batchTokens: 2048, scramble: 0.5, maxSteps: 2700 },
     // half the training samples with a quarter of their phrasing words replaced: the model then
     // finds values among words it has not seen with them (seed 2 warm-up pass@1 simple 24.5 ->
