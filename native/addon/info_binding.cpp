@@ -112,6 +112,7 @@ static Napi::Value CpuExpSumF64(const Napi::CallbackInfo& info) {
 // allocatorStats() -> {current, peak, cached}: the CPU allocator's counters in bytes
 // (cpu_backend.h); resetAllocatorPeak(): peak := current
 static Napi::Value AllocatorStats(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0) throw_type("allocatorStats: takes no arguments, got " + std::to_string(info.Length()));
   const CpuAllocStats s = cpu_alloc_stats();
   Napi::Object r = Napi::Object::New(info.Env());
   r.Set("current", Napi::Number::New(info.Env(), double(s.current)));
@@ -120,6 +121,7 @@ static Napi::Value AllocatorStats(const Napi::CallbackInfo& info) {
   return r;
 }
 static Napi::Value ResetAllocatorPeak(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0) throw_type("resetAllocatorPeak: takes no arguments, got " + std::to_string(info.Length()));
   cpu_alloc_reset_peak();
   return info.Env().Undefined();
 }
