@@ -300,7 +300,7 @@ export async function main(argv: string[]): Promise<void> {
           if (plan.peak > o.skipOver) {
             const row: MemoryRow = { ...base, measuredPeak: null, ratio: null, tokensPerSecond: null, enginePeak: null, note: `not run: planned over --skip-over ${formatBytes(o.skipOver)}` };
             rows.push(row);
-            if (!o.json) process.stdout.write(line(row) + '\n');
+            (o.json ? process.stderr : process.stdout).write(line(row) + '\n');
             continue;
           }
           const env: NodeJS.ProcessEnv = { ...process.env, ITOOL_CPU_CACHE_MB: String(plan.choices.cacheCap / 2 ** 20) };
@@ -309,7 +309,8 @@ export async function main(argv: string[]): Promise<void> {
           const c = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { tokensPerSecond: number; enginePeak: number | null; note: string | null; measuredPeak: number };
           const row: MemoryRow = { ...base, measuredPeak: c.measuredPeak, ratio: c.measuredPeak / plan.peak, tokensPerSecond: c.tokensPerSecond, enginePeak: c.enginePeak, note: c.note };
           rows.push(row);
-          if (!o.json) process.stdout.write(line(row) + '\n');
+          // with --json each row still shows on stderr as it is measured (a long run keeps what it finished)
+          (o.json ? process.stderr : process.stdout).write(line(row) + '\n');
         }
       }
   if (o.json) process.stdout.write(JSON.stringify({ device: 'cpu', threads: process.env.ITOOL_THREADS ?? null, budget: o.budget, batchTokens: o.batchTokens, rows }, null, 2) + '\n');
