@@ -160,8 +160,12 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
     mark(name);
   };
   const T = microTokens > 0 ? Math.max(microTokens, Math.min(r.maxSequence || microTokens, r.batchTokens)) : r.batchTokens;
-  // two steps: the first allocates the gradients and AdamW state, the second runs with them
-  const steps = [T, T];
+  // two steps: the first allocates the gradients and AdamW state, the second runs with them. A
+  // split step's micro-batches differ in length (the last holds what is left), so their blocks
+  // fall in other size classes and the block cache keeps both sets: a third, shorter one
+  // (measured: base shape, full, 2048-token micro-batches, 4.33 GiB resident against 2.75 planned
+  // without it, with the engine's own peak 2.61 GiB as planned)
+  const steps = microTokens > 0 ? [T, T, Math.max(1, Math.floor(T * 0.75))] : [T, T];
   const w = r.workloads;
   if (w.scoring) phase('scoring', () => m.inferenceForward(packOf(w.scoring!.batchTokens, r.maxSequence)));
   if (w.search) {
