@@ -147,7 +147,7 @@ void Model::save_checkpoint(const std::string& path, DType dtype) const {
     const int64_t off = p->offset, n = p->numel;
     if (base_bf16_) {
       const uint16_t* w16 = static_cast<const uint16_t*>(base_.compute.p()) + off;
-      if (dtype == DType::BF16 && host) it.raw16 = w16;
+      if (host) it.bf16 = w16;  // as it is, or widened/converted a chunk at a time
       else
         it.fill = [this, w16, n](float* out) {
           std::vector<uint16_t> h(static_cast<size_t>(n));

@@ -454,8 +454,10 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(hn >> (8 * i));
   f.write(len, 8);
   f.write(h.data(), h.size());
+  // conversions go through buffers of at most kChunk values: a large tensor is never copied whole
+  const int64_t kChunk = int64_t(1) << 20;
   std::vector<uint16_t> buf;
-  std::vector<float> vals;  // one tensor's f32 values from a fill function
+  std::vector<float> wide, vals;  // a chunk widened from bf16; one tensor's values from a fill function
   for (auto& it : items) {
     int64_t n = 1;
     for (auto s : it.shape) n *= s;
@@ -464,19 +466,32 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
       f.write(it.raw16, size_t(n) * 2);
       continue;
     }
+    if (it.bf16 && it.dtype == DType::BF16) {
+      f.write(it.bf16, size_t(n) * 2);
+      continue;
+    }
     const float* data = it.data;
-    if (!data && it.fill) {
+    if (!data && !it.bf16 && it.fill) {
       vals.resize(size_t(n));
       it.fill(vals.data());
       data = vals.data();
     }
-    if (!data) throw_error("write_safetensors: tensor '" + it.name + "' has no data");
-    if (it.dtype == DType::F32) {
-      f.write(data, size_t(n) * 4);
-    } else {
-      buf.resize(size_t(n));
-      for (int64_t i = 0; i < n; ++i) buf[i] = it.dtype == DType::BF16 ? f32_to_bf16(data[i]) : f32_to_f16(data[i]);
-      f.write(buf.data(), size_t(n) * 2);
+    if (!data && !it.bf16) throw_error("write_safetensors: tensor '" + it.name + "' has no data");
+    for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+      const int64_t m = std::min(kChunk, n - c0);
+      const float* src = data ? data + c0 : nullptr;
+      if (!src) {
+        wide.resize(size_t(m));
+        for (int64_t i = 0; i < m; ++i) wide[size_t(i)] = bf16_to_f32(it.bf16[c0 + i]);
+        src = wide.data();
+      }
+      if (it.dtype == DType::F32) {
+        f.write(src, size_t(m) * 4);
+      } else {
+        buf.resize(size_t(m));
+        for (int64_t i = 0; i < m; ++i) buf[size_t(i)] = it.dtype == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+        f.write(buf.data(), size_t(m) * 2);
+      }
     }
   }
   f.commit();

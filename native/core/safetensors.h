@@ -66,6 +66,7 @@ struct SafetensorsWriteItem {
   std::vector<int64_t> shape;
   const float* data = nullptr;  // f32 host values, converted on write when dtype != F32
   const uint16_t* raw16 = nullptr;  // or raw bf16/f16 bits (exclusive with data)
+  const uint16_t* bf16 = nullptr;   // or bf16 host values, written as `dtype` (converted a chunk at a time)
   // or a function that fills out[numel] with the f32 values when the tensor is written (the
   // writer holds one tensor's buffer at a time: a model is streamed, never copied whole)
   std::function<void(float* out)> fill;
