@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createModel, loadModel, tinyConfig, type NativeModel } from '../../src/engine/index.js';
 import type { Architecture, ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
-import { forward64, logprobs64, type Lora64 } from '../reference/model64.js';
+import { forward64, logprobs64 } from '../reference/model64.js';
 import { rng } from '../helpers/native.js';
+import { loraOf, loss64, maxRel, weightsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'itool-model-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -41,45 +42,6 @@ function batchOf(seqs: number[][], V: number, seed: number): PackedBatch {
 
 function randSeq(n: number, V: number, r: () => number): number[] {
   return Array.from({ length: n }, () => Math.floor(r() * V));
-}
-
-function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0, mx = 0;
-  for (let i = 0; i < b.length; i++) {
-    err = Math.max(err, Math.abs(a[i]! - b[i]!));
-    mx = Math.max(mx, Math.abs(b[i]!));
-  }
-  return err / Math.max(mx, 1e-30);
-}
-
-function weightsOf(m: NativeModel): Map<string, Float64Array> {
-  const w = new Map<string, Float64Array>();
-  for (const n of m.paramNames()) w.set(n, Float64Array.from(m.getParam(n)));
-  return w;
-}
-
-function loraOf(m: NativeModel, w: Map<string, Float64Array>): Lora64 | undefined {
-  if (!m.lora) return undefined;
-  const l = m.lora;
-  return {
-    rank: l.rank,
-    alpha: l.alpha,
-    get(layer, proj) {
-      const sub = proj.endsWith('_proj') && ['gate_proj', 'up_proj', 'down_proj'].includes(proj) ? 'mlp' : 'self_attn';
-      const p = `base_model.model.model.layers.${layer}.${sub}.${proj}`;
-      const A = w.get(`${p}.lora_A.weight`), B = w.get(`${p}.lora_B.weight`);
-      return A && B ? { A, B } : undefined;
-    },
-  };
-}
-
-/** L = sum_t dl[t] * logprob_t through the float64 reference */
-function loss64(cfg: ModelConfig, w: Map<string, Float64Array>, b: PackedBatch, dl: Float32Array, lora?: Lora64): number {
-  const logits = forward64(cfg, (n) => w.get(n)!, b.tokens, b.cuSeqlens, b.positions, lora);
-  const lp = logprobs64(logits, cfg.vocabSize, b.targets);
-  let s = 0;
-  for (let i = 0; i < lp.length; i++) s += dl[i]! * lp[i]!;
-  return s;
 }
 
 /** engine gradients vs central differences (h = 1e-5, float64) at a few entries of every parameter tensor */
