@@ -22,38 +22,18 @@ struct Holder {
   }
 };
 
-std::vector<float> f32_array(const Napi::Value& v, const char* fn, const char* arg) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_type(std::string(fn) + ": argument '" + arg + "' must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-
 // upstream gradients on the log-probabilities: a Float32Array of finite values
 std::vector<float> dlogprobs_array(const Napi::Value& v, const char* fn) {
-  std::vector<float> d = f32_array(v, fn, "dlogprobs");
+  std::vector<float> d = float32_array_value(v, fn, "dlogprobs");
   for (float x : d)
     if (!std::isfinite(x)) throw_range(std::string(fn) + ": dlogprobs holds a NaN or Inf");
   return d;
 }
 
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
-  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
-  return a;
-}
 Napi::Int32Array to_i32(Napi::Env env, const std::vector<int32_t>& v) {
   Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
   return a;
-}
-
-std::string path_value(const Napi::Value& v, const char* fn, const char* arg) {
-  std::string s = string_value(v, fn, arg);
-  if (s.empty()) throw_type(std::string(fn) + ": argument '" + arg + "' must be a non-empty path");
-  if (s.find('\0') != std::string::npos) throw_type(std::string(fn) + ": argument '" + arg + "' contains a NUL byte");
-  if (s[0] != '/') throw_type(std::string(fn) + ": argument '" + arg + "' must be an absolute path, got '" + s.substr(0, 80) + "'");
-  return s;
 }
 
 ModelConfig config_value(const Napi::Value& v, const char* fn) {
@@ -488,7 +468,7 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
   });
   method(env, o, h, "setParam", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     std::string n = string_value(info.Length() ? info[0] : info.Env().Undefined(), "model.setParam", "name");
-    auto v = f32_array(info.Length() > 1 ? info[1] : info.Env().Undefined(), "model.setParam", "values");
+    auto v = float32_array_value(info.Length() > 1 ? info[1] : info.Env().Undefined(), "model.setParam", "values");
     std::lock_guard<std::mutex> g(m->mutex());
     m->set_param(n, v);
     return info.Env().Undefined();

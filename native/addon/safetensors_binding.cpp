@@ -9,27 +9,6 @@ namespace addon {
 
 namespace {
 
-std::vector<float> f32_array(const Napi::Value& v, const char* fn, const char* arg) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_type(std::string(fn) + ": argument '" + arg + "' must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
-}
-
-Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
-  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
-  return a;
-}
-
-std::string path_value(const Napi::Value& v, const char* fn, const char* arg) {
-  std::string s = string_value(v, fn, arg);
-  if (s.empty()) throw_type(std::string(fn) + ": argument '" + arg + "' must be a non-empty path");
-  if (s.find('\0') != std::string::npos) throw_type(std::string(fn) + ": argument '" + arg + "' contains a NUL byte");
-  if (s[0] != '/') throw_type(std::string(fn) + ": argument '" + arg + "' must be an absolute path, got '" + s.substr(0, 80) + "'");
-  return s;
-}
-
 // ---- safetensors
 Napi::Value SafetensorsRead(const Napi::CallbackInfo& info) {
   const char* fn = "safetensorsRead";
@@ -79,7 +58,7 @@ Napi::Value SafetensorsWrite(const Napi::CallbackInfo& info) {
     if (d == DType::I32) throw_type(std::string(fn) + ": dtype i32 cannot be written (f32, bf16, f16 can)");
     it.dtype = d;
     it.shape = shape_value(t.Get("shape"), fn, "shape");
-    store[i] = f32_array(t.Get("data"), fn, "data");
+    store[i] = float32_array_value(t.Get("data"), fn, "data");
     int64_t n = 1;
     for (auto s : it.shape) n *= s;
     if (n != int64_t(store[i].size())) throw_range(std::string(fn) + ": tensor '" + it.name + "' shape holds " + std::to_string(n) + " values, data " + std::to_string(store[i].size()));

@@ -168,6 +168,24 @@ std::vector<int64_t> shape_value(const Napi::Value& v, const char* fn, const cha
   return shape;
 }
 
+std::vector<float> float32_array_value(const Napi::Value& v, const char* fn, const char* arg) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type(std::string(fn) + ": argument '" + arg + "' must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+std::string path_value(const Napi::Value& v, const char* fn, const char* arg) {
+  std::string s = string_value(v, fn, arg);
+  if (s.empty()) throw_type(std::string(fn) + ": argument '" + arg + "' must be a non-empty path");
+  if (s.find('\0') != std::string::npos) throw_type(std::string(fn) + ": argument '" + arg + "' contains a NUL byte");
+  if (s[0] != '/') throw_type(std::string(fn) + ": argument '" + arg + "' must be an absolute path, got '" + s.substr(0, 80) + "'");
+  return s;
+}
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * 4);
+  return a;
+}
 std::vector<int32_t> int32_array_value(const Napi::Value& v, const char* fn, const char* arg) {
   std::vector<int32_t> out;
   if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {

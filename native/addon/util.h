@@ -77,9 +77,16 @@ std::string get_string(const Napi::Object& o, const char* key, const char* fn,
 std::string string_value(const Napi::Value& v, const char* fn, const char* arg);
 std::vector<int64_t> shape_value(const Napi::Value& v, const char* fn, const char* arg);
 std::vector<int32_t> int32_array_value(const Napi::Value& v, const char* fn, const char* arg);
+// a copy of a Float32Array (anything else: TypeError "fn: argument 'arg' must be a Float32Array")
+std::vector<float> float32_array_value(const Napi::Value& v, const char* fn, const char* arg);
+// a non-empty absolute path without NUL bytes (TypeError naming what is wrong otherwise)
+std::string path_value(const Napi::Value& v, const char* fn, const char* arg);
 Device device_value(const Napi::Value& v, const char* fn, const char* arg);
 DType dtype_value(const Napi::Value& v, const char* fn, const char* arg);
 bool has(const Napi::Object& o, const char* key);
+
+// a new Float32Array holding v
+Napi::Float32Array to_f32(Napi::Env env, const std::vector<float>& v);
 
 // ----------------------------------------------------------------- async work
 // Runs `work` on a libuv worker thread and resolves the returned Promise with
