@@ -105,6 +105,20 @@ export function phaseModel(runDir: string, phase: string): string {
   return m;
 }
 
+/**
+ * Seconds a demo directory's phases took in earlier processes (a resumed run): the copy stage's
+ * (its copy-stage.json) and every phase state.json records as finished. Read before the run
+ * resumes, so they are the phases this process will skip; a phase that was interrupted counts
+ * only its resumed part (its state is recorded when it finishes). 0 for a new directory.
+ */
+export function secondsDoneEarlier(demoDir: string): number {
+  const stamp = join(demoDir, 'copy-model', 'copy-stage.json');
+  const copy = existsSync(stamp) ? readJson<{ seconds: number }>(stamp).seconds : 0;
+  const state = join(demoDir, 'run', 'state.json');
+  const phases = existsSync(state) ? readJson<{ phases: Array<{ seconds: number }> }>(state).phases.reduce((a, p) => a + p.seconds, 0) : 0;
+  return copy + phases;
+}
+
 /** seconds of every finished phase of a run directory, in the order they finished */
 export function phaseSeconds(runDir: string): Record<string, number> {
   const s = readJson<{ phases: Array<{ name: string; seconds: number }> }>(join(runDir, 'state.json'));

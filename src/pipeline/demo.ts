@@ -19,7 +19,7 @@ import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
 import type { PipelineEnv } from './env.js';
 import { claimDemoDir, DEMO_VERSION } from './demo-dir.js';
-import { iterationPairCounts, measureArm, measureTables, phaseModel, phaseSeconds, type ArmMeasures } from './demo-measures.js';
+import { iterationPairCounts, measureArm, measureTables, phaseModel, phaseSeconds, secondsDoneEarlier, type ArmMeasures } from './demo-measures.js';
 import type { CopyTable, PairCounts, RateTable } from './metrics.js';
 import { fnv1a, writeAtomic } from './state.js';
 
@@ -134,6 +134,7 @@ export interface DemoResults {
   version: typeof DEMO_VERSION;
   seed: number;
   quick: boolean;
+  /** wall seconds of the whole demo; a resumed run adds the seconds of what earlier processes finished (copy stage, pipeline phases) */
   seconds: number;
   /** seconds of each pipeline phase (warmup, eval-0, iteration-N/select|search|optimize|evaluate, baseline/...) and of the measures */
   phases: Record<string, number>;
@@ -356,6 +357,9 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const log = o.log ?? (() => {});
   const size = { ...demoSize(o.quick), ...(o.override ?? {}) };
   claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'run', quick: o.quick, seeds: [o.seed], settings: fnv1a(JSON.stringify(o.preset === undefined ? size : { size, preset: o.preset })) });
+  // a resumed run: the phases finished by earlier processes count in the total (read before
+  // the copy stage or the pipeline can add to them)
+  const earlier = secondsDoneEarlier(o.out);
   const { train, trainTools, test, tokDir, startDir, config, env, copySeconds } = await prepareDemo(deps, o);
   const res = await runPipeline({ env, config, runDir: join(o.out, 'run'), modelDir: startDir, train: trainTools, test });
 
@@ -378,7 +382,7 @@ export async function runDemo(deps: DemoDeps, o: DemoOptions): Promise<{ results
   const extra = (m: ArmMeasures): ArmExtra => ({ passAtK: m.passAtK, copy: m.copy });
   const pairCounts = res.itool.iterations.map((it) => ({ iteration: it.iteration, counts: iterationPairCounts(join(runDir, `iteration-${it.iteration}`)) }));
 
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = earlier + (performance.now() - t0) / 1000;
   const results: DemoResults = {
     version: DEMO_VERSION,
     seed: o.seed,
