@@ -19,6 +19,7 @@ import { runPipeline, type PipelineResult } from './pipeline.js';
 import { realEnv } from './real-env.js';
 import type { PipelineEnv } from './env.js';
 import { claimDemoDir, DEMO_VERSION } from './demo-dir.js';
+import { compactToolNames, constrainNames } from './constrain-names.js';
 import { iterationPairCounts, measureArm, measureTables, phaseModel, phaseSeconds, secondsDoneEarlier, type ArmMeasures } from './demo-measures.js';
 import type { CopyTable, PairCounts, RateTable } from './metrics.js';
 import { fnv1a, writeAtomic } from './state.js';
@@ -58,6 +59,12 @@ export interface DemoSize {
   renameTools?: number;
   /** noisy phrasings in the training samples (see noisePhrasing); absent: none */
   noisePhrasing?: { share: number; rate: number };
+  /**
+   * constrained decoding of the function name to the tools the sample lists (constrain-names.ts),
+   * in every arm's generation and sampling (evaluation, pass@k, the search): the results are
+   * then the model plus this decoder, not the model alone; absent: off
+   */
+  constrainNames?: boolean;
   vocabSize: number;
   model: { hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number };
   pipeline: unknown;
@@ -238,6 +245,10 @@ export function copySamples(train: readonly Sample[], scramble = 0, seed = 1): S
   return texts.map((t, i) => ({ id: `copy-${i}`, category: 'simple', tools: [], messages: [{ role: 'user', content: t }, { role: 'assistant', content: t }], groundTruth: [] }) as Sample);
 }
 
+/** how the demo template opens a tool call, up to the name (Hermes: `<tool_call>\n{"name": "`) */
+const CALL_MARKER = '<tool_call>';
+const CALL_OPENING = '<tool_call>\n{"name": "';
+
 /** What prepareDemo leaves ready in a demo directory (for runDemo and `itool ablate --demo`). */
 export interface DemoPrepared {
   size: DemoSize;
@@ -317,7 +328,9 @@ export async function prepareDemo(deps: DemoDeps, o: DemoOptions): Promise<DemoP
   // 4. the iTool pipeline with the equal-compute SFT baseline
   let config: PipelineConfig = mergeConfig(mergeConfig(DEFAULT_PIPELINE, size.pipeline), { seed: o.seed, baseline: true });
   if (o.preset !== undefined) config = presetAtScale(config, o.preset);
-  const env = realEnv({ tokenizer: tok, tokenizerDir: tokDir, loadModel: deps.loadModel, progress: o.progress, log });
+  const names = size.constrainNames ? { decode: (ids: readonly number[]) => tok.decode(ids), vocabSize: tok.vocabSize, opening: CALL_OPENING, marker: CALL_MARKER, namesOf: compactToolNames } : null;
+  const loadModel = names ? async (dir: string) => constrainNames(await deps.loadModel(dir), names) : deps.loadModel;
+  const env = realEnv({ tokenizer: tok, tokenizerDir: tokDir, loadModel, progress: o.progress, log });
 
   // 3b. the copy stage (a model trained from scratch learns to copy here, in a task where
   // copying is the whole answer, before it must copy values into calls)
