@@ -15,6 +15,7 @@ const TOP: Record<string, string> = {
   preset: "the preset the other keys go over: 'itool' (the project's own choices, the default) or 'reference' (the authors' code); the file's and the flags' keys override it",
   iterations: 'iTool iterations (select → search → pairs → optimize → evaluate); raise it on a finished run directory to extend the run',
   selectRatio: 'fraction of the training answers kept as the hardest by perplexity, in (0, 1]',
+  perplexityScope: "the tokens the selection's perplexity is taken over: 'answer' (the last assistant turn) or 'assistant' (every assistant turn of the sample, as the authors' scripts/cal_ppl.py); the same for one-turn samples",
   maxSelected: 'cap on the answers searched per iteration (0: none)',
   warmup: 'run the warm-up SFT (false: the model given is already warmed up)',
   baseline: 'also train the equal-compute SFT baseline from the warm-up model',
@@ -24,15 +25,16 @@ const TOP: Record<string, string> = {
   recompute: 'recompute activations in backward instead of keeping them (less memory, more time); unset: the memory plan chooses',
   dtype: "dtype of the full models the run saves: 'f32' or 'bf16' (half the disk)",
   maxPairs: 'at most this many pairs per iteration, a seeded random subset (0: all)',
-  lora: 'train a LoRA adapter instead of every weight: {rank, alpha, targets, merge}; null: full fine-tuning',
+  lora: 'train a LoRA adapter instead of every weight: {rank, alpha, targets, merge, warmup}; null: full fine-tuning',
 };
-const OPTIONAL_DEFAULTS: Record<string, unknown> = { preset: 'itool', balanceDecisionPairs: false, recompute: false, dtype: 'f32', maxPairs: 0, lora: null };
+const OPTIONAL_DEFAULTS: Record<string, unknown> = { preset: 'itool', perplexityScope: 'answer', balanceDecisionPairs: false, recompute: false, dtype: 'f32', maxPairs: 0, lora: null };
 
 const LORA: Record<string, [unknown, string]> = {
   rank: [null, 'adapter rank r, an integer in [1, 4096] (required when lora is set)'],
   alpha: [null, 'scaling numerator (scale alpha / r); default 2 x rank'],
   targets: [['q_proj', 'k_proj', 'v_proj', 'o_proj'], 'adapted projections: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj'],
   merge: [false, 'merge the adapter into the weights before each training phase and train a fresh one (the run keeps the chain of adapters)'],
+  warmup: [true, 'the warm-up SFT trains the adapter too; false: the warm-up trains every weight and the adapter starts at the first iteration'],
 };
 
 const SEARCH: Record<string, string> = {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { PairOptions } from '../search/pairs.js';
 import type { PreferenceOptions, SftOptions } from '../train/options.js';
 import { checkLora } from '../engine/adapter.js';
+import { PERPLEXITY_SCOPES, type PerplexityScope } from '../train/perplexity.js';
 
 export interface SearchConfig extends PairOptions {
   numActions: number;
@@ -46,8 +47,14 @@ export interface SearchConfig extends PairOptions {
 export interface PipelineConfig {
   /** iTool iterations (select → search → pairs → optimize → evaluate) */
   iterations: number;
-  /** fraction of training samples kept as the hardest by answer perplexity (0.3) */
+  /** fraction of training samples kept as the hardest by perplexity (0.3) */
   selectRatio: number;
+  /**
+   * the tokens the selection's perplexity is taken over: 'answer' (absent: the last assistant
+   * turn, the project's choice) or 'assistant' (every assistant turn of the sample, the authors'
+   * scripts/cal_ppl.py)
+   */
+  perplexityScope?: PerplexityScope;
   /** cap on selected samples per iteration (0: none) */
   maxSelected: number;
   /** run the warm-up SFT (false: the model given is already warmed up) */
@@ -95,6 +102,12 @@ export interface LoraConfig {
    * through the last iteration
    */
   merge?: boolean;
+  /**
+   * the warm-up SFT trains the adapter too (absent or true); false: the warm-up trains every
+   * weight and the adapter starts at the first iteration (the authors' code puts LoRA on the
+   * preference step only)
+   */
+  warmup?: boolean;
 }
 
 export const DEFAULT_SEARCH: SearchConfig = {
@@ -170,14 +183,15 @@ export const PRESETS: Record<PresetName, Preset> = {
   },
   reference: {
     name: 'reference',
-    doc: "the authors' code: chains of steps from 50-token continuations, heuristic start values, rollouts down the best children scored by the policy grading itself (A/B/C/D), pairs by summed value over whole partial answers, SimPO with LoRA r 8 merged after the iteration, 1 iteration",
+    doc: "the authors' code: selection by perplexity over every assistant turn, chains of steps from 50-token continuations, heuristic start values, rollouts down the best children scored by the policy grading itself (A/B/C/D), pairs by summed value over whole partial answers, SimPO with LoRA r 8 merged after the iteration (the warm-up trains every weight), 1 iteration",
     config: {
       iterations: 1,
       selectRatio: 0.3,
+      perplexityScope: 'assistant',
       maxPairs: 4000,
       balanceDecisionPairs: false,
       preference: { loss: 'simpo', beta: 2.5, gamma: 0.5, lr: 1e-6, epochs: 2, schedule: 'cosine', warmupRatio: 0.1 },
-      lora: { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true },
+      lora: { rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true, warmup: false },
       search: {
         numActions: 3,
         temperature: 1.5,
@@ -313,6 +327,7 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   oneOf(c.search.pairCoverage, 'search.pairCoverage', ['step', 'partial-answer']);
   if (c.search.repetitionPenalty !== undefined) range(c.search.repetitionPenalty, 'search.repetitionPenalty', 1e-3, 100);
   if (c.maxPairs !== undefined) int(c.maxPairs, 'maxPairs', 0);
+  oneOf(c.perplexityScope, 'perplexityScope', PERPLEXITY_SCOPES);
   if (c.preset !== undefined) presetOf(c.preset);
   if (c.search.stepPattern !== null) {
     try {
@@ -325,10 +340,12 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   int(c.eval.batchSize, 'eval.batchSize', 1);
   int(c.eval.maxSamples, 'eval.maxSamples', 0);
   if (c.lora !== undefined && c.lora !== null) {
-    if (!isObj(c.lora)) throw new Error(`config 'lora' must be an object {rank, alpha, targets, merge} or null, got ${JSON.stringify(c.lora)}`);
+    if (!isObj(c.lora)) throw new Error(`config 'lora' must be an object {rank, alpha, targets, merge, warmup} or null, got ${JSON.stringify(c.lora)}`);
     const l = checkLora({ rank: c.lora.rank, alpha: c.lora.alpha ?? undefined, targets: c.lora.targets }, "config 'lora'");
     if (c.lora.merge !== undefined && typeof c.lora.merge !== 'boolean') throw new Error(`config 'lora.merge' must be true or false, got ${JSON.stringify(c.lora.merge)}`);
-    c = { ...c, lora: { rank: l.rank, alpha: l.alpha, targets: l.targetModules, merge: c.lora.merge ?? false } };
+    if (c.lora.warmup !== undefined && typeof c.lora.warmup !== 'boolean') throw new Error(`config 'lora.warmup' must be true or false, got ${JSON.stringify(c.lora.warmup)}`);
+    // warmup only when given: a run directory made before the key existed keeps its fingerprint
+    c = { ...c, lora: { rank: l.rank, alpha: l.alpha, targets: l.targetModules, merge: c.lora.merge ?? false, ...(c.lora.warmup !== undefined ? { warmup: c.lora.warmup } : {}) } };
   }
   if (c.recompute !== undefined && typeof c.recompute !== 'boolean') throw new Error(`config 'recompute' must be true or false, got ${JSON.stringify(c.recompute)}`);
   if (c.dtype !== undefined && c.dtype !== 'f32' && c.dtype !== 'bf16') throw new Error(`config 'dtype' must be 'f32' or 'bf16', got ${JSON.stringify(c.dtype)}`);

@@ -5,6 +5,7 @@ import type { Sample } from '../data/sample.js';
 import type { CategoryTable } from '../report/html.js';
 import type { PreferenceOptions, SftOptions } from '../train/options.js';
 import type { PreferencePair } from '../train/pairs.js';
+import type { PerplexityScope } from '../train/perplexity.js';
 
 export interface PipelineText {
   /** token ids, loss mask (1 on assistant tokens) and prompt length of a training sample */
@@ -44,8 +45,8 @@ export interface PhaseTrainResult {
 export interface PipelineTrainer {
   sft(model: Model, samples: readonly Sample[], opts: Partial<SftOptions>): Promise<PhaseTrainResult>;
   prefer(model: Model, pairs: readonly PreferencePair[], opts: Partial<PreferenceOptions>): Promise<PhaseTrainResult>;
-  /** each sample's answer perplexity (exp of the mean negative log-prob of its masked tokens) */
-  perplexity(model: Model, samples: readonly Sample[]): Promise<number[]>;
+  /** each sample's perplexity (exp of the mean negative log-prob) over the scope's tokens: its answer (default) or every assistant turn */
+  perplexity(model: Model, samples: readonly Sample[], opts?: { scope?: PerplexityScope }): Promise<number[]>;
 }
 
 export interface PipelineEnv {
@@ -55,8 +56,14 @@ export interface PipelineEnv {
   reward(answer: string, sample: Sample, partial: boolean): number;
   /** scores answers by category with the BFCL AST rules */
   score(items: ReadonlyArray<{ sample: Sample; answer: string }>): { categories: CategoryTable; valid: boolean[] };
-  loadModel(dir: string): Promise<Model>;
+  /** the model in `dir`; `use` 'warmup': the model the warm-up SFT trains (with LoRA, the run may train it whole) */
+  loadModel(dir: string, use?: 'warmup'): Promise<Model>;
   saveModel(model: Model, dir: string): Promise<void>;
+  /**
+   * true when loadModel(dir, 'warmup') gives a model trained whole while the other phases train
+   * an adapter (config lora.warmup false): the pipeline then loads the warm-up's model again
+   */
+  warmupWhole?: boolean;
   /** progress and phase messages (stderr) */
   log?: (line: string) => void;
   /** a progress bar for a phase of `total` units; returns update/stop */

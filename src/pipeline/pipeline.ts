@@ -101,12 +101,16 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
 
   let model: Model | null = null;
   let modelDir: string | null = null;
-  const ensureModel = async (dir: string): Promise<Model> => {
-    if (model && modelDir === dir) return model;
+  // the model loaded for the warm-up may differ from the same directory loaded for other phases
+  // (env.warmupWhole: trained whole, no adapter), so the use is part of the key
+  let modelUse: 'warmup' | undefined;
+  const ensureModel = async (dir: string, use?: 'warmup'): Promise<Model> => {
+    if (model && modelDir === dir && modelUse === use) return model;
     if (model) model.dispose();
     model = null;
-    model = await env.loadModel(dir);
+    model = use ? await env.loadModel(dir, use) : await env.loadModel(dir);
     modelDir = dir;
+    modelUse = use;
     return model;
   };
 
@@ -147,12 +151,14 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
   let warmupEval: EvalSummary | null = null;
   if (config.warmup) {
     const w = await phase<TrainSummary>('warmup', async () => {
-      const m = await ensureModel(input.modelDir);
+      const m = await ensureModel(input.modelDir, 'warmup');
       const dir = join(runDir, 'warmup');
       const r = await env.trainer.sft(m, input.train, { ...config.sft, outDir: dir, resume: true, phase: 'warmup', seed: config.seed });
       const md = join(dir, 'model');
       await env.saveModel(m, md);
       modelDir = md;
+      // a warm-up trained whole under a LoRA run: the later phases load md again, with an adapter
+      modelUse = env.warmupWhole ? 'warmup' : undefined;
       return { result: { ...r, model: md }, model: md };
     });
     chainDir = w.model;
@@ -174,7 +180,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     const t0 = performance.now();
     const sel = await phase<SelectResult>(`iteration-${it}/select`, async () => {
       const m = await ensureModel(chainDir);
-      const ppl = await env.trainer.perplexity(m, input.train);
+      const ppl = config.perplexityScope ? await env.trainer.perplexity(m, input.train, { scope: config.perplexityScope }) : await env.trainer.perplexity(m, input.train);
       const idx = selectHardest(input.train, ppl, config.selectRatio, config.maxSelected);
       const rows = idx.map((i) => ({ id: input.train[i].id, category: input.train[i].category, perplexity: ppl[i] }));
       writeAtomic(join(dir, 'selected.json'), JSON.stringify(rows, null, 1) + '\n');

@@ -3,7 +3,7 @@
 import cliProgress from 'cli-progress';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadWithAdapter, saveAdapterWithChain, type AdapterChain, type AdapterModel } from '../engine/adapter.js';
+import { isAdapterDir, loadWithAdapter, saveAdapterWithChain, type AdapterChain, type AdapterModel } from '../engine/adapter.js';
 import type { LoraOptions, Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { isSplitAnswer } from '../data/answers.js';
@@ -35,9 +35,10 @@ export interface RealEnvOptions {
   /**
    * train a LoRA adapter instead of every weight: a model directory gets a fresh adapter (seeded),
    * an adapter directory (what saveModel writes then) is loaded with its base and chain;
-   * `merge`: each training phase first merges the adapter it starts from and trains a fresh one
+   * `merge`: each training phase first merges the adapter it starts from and trains a fresh one;
+   * `warmup` false: the warm-up's model (loadModel(dir, 'warmup')) has no adapter and trains whole
    */
-  lora?: { options: LoraOptions; merge: boolean; seed: number } | null;
+  lora?: { options: LoraOptions; merge: boolean; seed: number; warmup?: boolean } | null;
   /** dtype of the full models saved (not adapters); f32 */
   dtype?: 'f32' | 'bf16';
   /**
@@ -171,6 +172,13 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
     adaptable(m).addLora({ ...lora.options, seed: lora.seed });
     adapters.set(m, { chain: { base: st.chain.base, merged: [...st.chain.merged, st.from] }, from: null });
   };
+  const warmupWhole = !!lora && lora.warmup === false;
+  // the warm-up's model trained whole: a model directory without an adapter
+  const loadForWarmup = async (dir: string): Promise<Model> => {
+    if (isAdapterDir(dir))
+      throw new Error(`config lora.warmup false trains the warm-up whole, which needs a model directory to start from, but ${dir} is an adapter: set lora.warmup true (or warmup false when the adapter is already warmed up)`);
+    return o.loadModel(dir);
+  };
   const renderIds = (s: Sample) => {
     const r = tok.render(s);
     // an answer split off a longer conversation trains its own turn only: the earlier turns
@@ -216,14 +224,19 @@ export function realEnv(o: RealEnvOptions): PipelineEnv {
         const r = await interruptibly(o, (hooks) => trainPreference(model, pairs, { ...opts, progress: o.progress }, hooks), (m) => void pts.push({ step: m.step, loss: m.loss, tokens: m.tokens }));
         return summarise(r.steps, pointsFromMetrics(opts.outDir, r.phase, pts));
       },
-      async perplexity(model, samples) {
-        const r = await scorePerplexity(model, samples, renderIds, { batchTokens: o.perplexityBatchTokens ?? 8192, progress: o.progress });
+      async perplexity(model, samples, opts) {
+        const scope = opts?.scope ?? 'answer';
+        // 'assistant': every assistant turn of the sample, those before a split answer too (its
+        // rendering as a whole, not the warm-up's mask of its own turn)
+        const render = scope === 'assistant' ? (s: Sample) => tok.render(s) : renderIds;
+        const r = await scorePerplexity(model, samples, render, { batchTokens: o.perplexityBatchTokens ?? 8192, progress: o.progress, scope });
         return Array.from(r.perplexity);
       },
     },
     reward: (answer, sample, partial) => reward(answer, sample, { partial, kind: o.rewardKind ?? 'ast' }),
     score: scoreByCategory,
-    loadModel: lora ? loadAdapted : o.loadModel,
+    loadModel: (dir, use) => (warmupWhole && use === 'warmup' ? loadForWarmup(dir) : lora ? loadAdapted(dir) : o.loadModel(dir)),
+    warmupWhole,
     saveModel: async (model, dir) => {
       const st = adapters.get(model);
       if (lora && st) {

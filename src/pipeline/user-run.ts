@@ -140,7 +140,9 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
   log(`data: ${train.length} training answers (of ${conversations} conversations) and ${test.length} held-out answers`);
   const start = startingPoint(o, config);
   let run = config;
-  const choices = o.plan ? o.plan(config, start) : null;
+  // a warm-up trained whole (lora.warmup false) is the run's largest training phase: planned as full fine-tuning
+  const wholeWarmup = !!start.lora && config.warmup && config.lora?.warmup === false;
+  const choices = o.plan ? o.plan(config, wholeWarmup ? { ...start, lora: null } : start) : null;
   if (choices) {
     const micro = { microTokens: choices.microTokens };
     run = { ...config, recompute: choices.recompute, sft: { ...config.sft, ...micro }, baselineSft: { ...config.baselineSft, ...micro }, preference: { ...config.preference, ...micro } };
@@ -148,12 +150,14 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
   const tok = loadTokenizer(start.filesDir);
   const recompute = run.recompute ?? false;
   const dtype = choices?.weightsDtype;
-  if (start.lora) log(`LoRA: rank ${start.lora.rank}, alpha ${start.lora.alpha}, targets ${start.lora.targetModules.join(',')}${config.lora?.merge ? ', merged into the weights between phases' : ''}; the run directory holds adapters`);
+  if (start.lora)
+    log(`LoRA: rank ${start.lora.rank}, alpha ${start.lora.alpha}, targets ${start.lora.targetModules.join(',')}${config.lora?.merge ? ', merged into the weights between phases' : ''}; ${wholeWarmup ? 'the warm-up trains every weight (lora.warmup false), the iterations train adapters' : 'the run directory holds adapters'}`);
+  log(`selection: perplexity over ${config.perplexityScope === 'assistant' ? 'every assistant turn of each sample' : "each sample's answer"} (perplexityScope ${config.perplexityScope ?? 'answer'})`);
   const env = realEnv({
     tokenizer: tok,
     tokenizerDir: start.filesDir,
     loadModel: (dir) => o.loadModel(dir, { recompute, ...(dtype ? { dtype } : {}) }),
-    lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed } : null,
+    lora: start.lora ? { options: start.lora, merge: config.lora?.merge ?? false, seed: config.seed, warmup: !wholeWarmup } : null,
     dtype: config.dtype,
     perplexityBatchTokens: config.scoreBatchTokens,
     interrupt: o.interrupt,
@@ -168,7 +172,7 @@ export async function runOnUserData(o: UserRunOptions): Promise<UserRunResult> {
     join(o.out, 'report.html'),
     renderReport({
       title: o.title ?? `itool train: ${o.modelDir}`,
-      subtitle: `${train.length} training / ${test.length} held-out samples · preset ${config.preset ?? 'itool'} · ${config.iterations} iteration(s) · ${config.preference.loss ?? 'simpo'}`,
+      subtitle: `${train.length} training / ${test.length} held-out samples · preset ${config.preset ?? 'itool'} · selection perplexity over ${config.perplexityScope === 'assistant' ? 'every assistant turn' : 'the answer'} · ${config.iterations} iteration(s) · ${config.preference.loss ?? 'simpo'}`,
       seconds,
       curves: result.curves,
       evaluations: result.evaluations,

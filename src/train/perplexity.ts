@@ -1,18 +1,29 @@
-// Answer perplexity of each sample: a batched, gradient-free pass. The perplexity is
-// exp(-mean log p) over the tokens the loss mask marks (the assistant's answer).
+// Perplexity of each sample: a batched, gradient-free pass. The perplexity is exp(-mean log p)
+// over the scope's tokens: the answer (the tokens the loss mask marks from the renderer's
+// promptLength on, the last assistant turn) or every token the loss mask marks (every assistant
+// turn of the sample, as the authors' scripts/cal_ppl.py scores a conversation).
 import type { Model } from '../engine/model-types.js';
 import type { Sample } from '../data/sample.js';
 import { countTargets, packGroups, packSequences, sftSequence, type TrainSequence } from './pack.js';
 import { Progress } from './report.js';
 import { renderAll, type RenderedSample, type SftRenderer } from './sft.js';
 
+/**
+ * The tokens a sample's perplexity is taken over: 'answer', the last assistant turn (the loss
+ * mask from promptLength on); 'assistant', every token the loss mask marks (the earlier
+ * assistant turns of a multi-turn sample too).
+ */
+export type PerplexityScope = 'answer' | 'assistant';
+
+export const PERPLEXITY_SCOPES: readonly PerplexityScope[] = ['answer', 'assistant'];
+
 export interface PerplexityOptions {
   /** tokens per batch; default 8192 */
   batchTokens?: number;
   /** truncate each sample to this many tokens (0: no limit); default 0 */
   maxLength?: number;
-  /** only the last assistant turn (from the renderer's promptLength on) counts; default true */
-  answerOnly?: boolean;
+  /** the tokens scored; default 'answer' */
+  scope?: PerplexityScope;
   progress?: boolean;
 }
 
@@ -32,7 +43,8 @@ export async function scorePerplexity(
   opts: PerplexityOptions = {},
 ): Promise<PerplexityResult> {
   const budget = opts.batchTokens ?? 8192;
-  const answerOnly = opts.answerOnly ?? true;
+  const scope = opts.scope ?? 'answer';
+  if (!PERPLEXITY_SCOPES.includes(scope)) throw new Error(`perplexity: scope must be ${PERPLEXITY_SCOPES.map((x) => `'${x}'`).join(' or ')}, got ${JSON.stringify(scope)}`);
   let data: (RenderedSample & { promptLength?: number })[];
   if (renderer) {
     const f = typeof renderer === 'function' ? renderer : (s: Sample) => renderer.render(s);
@@ -46,7 +58,7 @@ export async function scorePerplexity(
   } else data = samples as (RenderedSample & { promptLength?: number })[];
   const seqs: TrainSequence[] = data.map((r) => {
     let mask: ArrayLike<number> = r.mask;
-    if (answerOnly && typeof r.promptLength === 'number' && r.promptLength > 0) {
+    if (scope === 'answer' && typeof r.promptLength === 'number' && r.promptLength > 0) {
       const m = Array.from(r.mask);
       for (let i = 0; i < Math.min(r.promptLength, m.length); i++) m[i] = 0;
       mask = m;

@@ -143,6 +143,44 @@ describe('itool train --lora-rank', () => {
     }
   }, 240_000);
 
+  it('--preset reference: the warm-up trains every weight (the LoRA of the authors\' code is on the preference step only), the iteration an adapter on the warm-up model', async () => {
+    const out = join(root, 'reference');
+    const r = await itool(['train', '--preset', 'reference', '--model', modelDir, '--data', dataFile, '--out', out, '--config', cfgFile, '--device', 'cpu', '--no-progress']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/LoRA: rank 8, alpha 16, .*the warm-up trains every weight \(lora.warmup false\), the iterations train adapters/);
+    expect(r.err).toMatch(/selection: perplexity over every assistant turn of each sample \(perplexityScope assistant\)/);
+    const warm = join(out, 'warmup', 'model');
+    expect(existsSync(join(warm, 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(warm, 'adapter_config.json'))).toBe(false);
+    // every weight moved, the MLP's too (no adapter: the warm-up trained the model whole)
+    const base = tensors(join(modelDir, 'model.safetensors'));
+    const after = tensors(join(warm, 'model.safetensors'));
+    for (const name of [...base.keys()].filter((k) => /layers\.0\.(self_attn\.q_proj|mlp\.down_proj)\.weight/.test(k))) expect(after.get(name)!.some((x, i) => x !== base.get(name)![i])).toBe(true);
+    // the iteration: an adapter over the warm-up model, or (no pairs) the warm-up model itself
+    const state = JSON.parse(readFileSync(join(out, 'state.json'), 'utf8')) as { phases: Array<{ name: string; result: { model?: string } }> };
+    const it1 = state.phases.find((p) => p.name === 'iteration-1/optimize')!.result.model!;
+    if (it1 !== warm) {
+      expect(existsSync(join(it1, 'adapter_model.safetensors'))).toBe(true);
+      expect(adapterChain(it1)).toEqual({ base: warm, merged: [] });
+    }
+    // the environment as train builds it: the warm-up's model whole, the others adapted
+    const tok = loadTokenizer(modelDir);
+    const env = realEnv({ tokenizer: tok, tokenizerDir: modelDir, loadModel: (d) => loadModel(d, { device: 'cpu' }), lora: { options: { rank: 4, alpha: 8, targetModules: ['q_proj', 'down_proj'] }, merge: true, seed: 42, warmup: false } });
+    const w = await env.loadModel(modelDir, 'warmup');
+    expect(w.trainableParameters).toBe(w.numParameters);
+    w.dispose();
+    const a = await env.loadModel(warm);
+    expect(a.trainableParameters).toBeLessThan(a.numParameters / 4);
+    // (a tiny random model's search rarely finds pairs: the iteration's training on given ones)
+    const pairs = [{ promptIds: tok.encode('weather in Paris'), prefixIds: [], chosenIds: tok.encode('[get_weather(city="Paris")]'), rejectedIds: tok.encode('no') }];
+    const outDir = join(out, 'prefer-by-hand');
+    expect((await env.trainer.prefer(a, pairs, { lr: 0.05, epochs: 2, warmupRatio: 0, loss: 'simpo', outDir, phase: 'iteration-1', seed: 1 })).steps).toBeGreaterThan(0);
+    await env.saveModel(a, join(outDir, 'model'));
+    a.dispose();
+    expect(existsSync(join(outDir, 'model', 'model.safetensors'))).toBe(false);
+    expect(adapterChain(join(outDir, 'model'))).toEqual({ base: warm, merged: [] });
+  }, 240_000);
+
   it('bad LoRA options are refused before any work', async () => {
     const r0 = await itool(['train', '--model', modelDir, '--data', dataFile, '--out', join(root, 'bad0'), '--lora-rank', '0', '--no-progress']);
     expect(r0.code).toBe(1);

@@ -26,7 +26,8 @@ describe('presets', () => {
     expect(config.maxPairs).toBe(4000);
     expect(config.search).toMatchObject({ temperature: 1.5, repetitionPenalty: 0.75, maxTokens: 50, maxDepth: 3, stepLimit: 2, numActions: 3, simulations: 5, expansion: 'chain', initialValue: 'heuristic', rollout: 'tree', rolloutSteps: 2, judge: 'grades', judgeWeight: 1, pairValue: 'sum', overlap: 'words', pairCoverage: 'partial-answer', valueThreshold: 0.1, overlapLimit: 0.95, acceptValue: -0.3 });
     expect(config.preference).toMatchObject({ loss: 'simpo', beta: 2.5, gamma: 0.5, lr: 1e-6, epochs: 2, schedule: 'cosine', warmupRatio: 0.1 });
-    expect(config.lora).toEqual({ rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true });
+    expect(config.lora).toEqual({ rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], merge: true, warmup: false });
+    expect(config.perplexityScope).toBe('assistant');
   });
 
   it('an unknown preset lists the known ones', () => {
@@ -61,6 +62,8 @@ describe('presets', () => {
     expect(row('search.judge')).toMatchObject({ itool: 'yes-no', reference: 'grades' });
     expect(row('iterations')).toMatchObject({ itool: 2, reference: 1 });
     expect(row('lora.rank')).toMatchObject({ itool: null, reference: 8 });
+    expect(row('lora.warmup')).toMatchObject({ itool: null, reference: false });
+    expect(row('perplexityScope')).toMatchObject({ itool: 'answer', reference: 'assistant' });
     expect(row('preset')).toMatchObject({ itool: 'itool', reference: 'reference' });
   });
 

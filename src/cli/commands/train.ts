@@ -15,6 +15,7 @@ export interface LoopFlags {
   evalRatio: number;
   iterations?: number;
   selectRatio?: number;
+  perplexityScope?: string;
   maxSelected?: number;
   loss?: string;
   lr?: number;
@@ -49,6 +50,7 @@ export function loopOptions(cmd: Command): Command {
     .option('--eval-ratio <r>', 'fraction of --data held out when no --eval is given', parseFloatOption('--eval-ratio'), 0.1)
     .option('--iterations <n>', 'iTool iterations (2)', parseIntOption('--iterations'))
     .option('--select-ratio <r>', 'fraction of hardest samples searched each iteration (0.3)', parseFloatOption('--select-ratio'))
+    .option('--perplexity-scope <scope>', "tokens of the selection's perplexity: 'answer' (the last assistant turn; the itool preset) or 'assistant' (every assistant turn of the sample; the reference preset)")
     .option('--max-selected <n>', 'cap on searched samples per iteration (0: none)', parseIntOption('--max-selected'))
     .option('--loss <kind>', 'preference loss: simpo (default), dpo, ipo, orpo')
     .option('--lr <lr>', 'preference learning rate (1e-6)', parseFloatOption('--lr'))
@@ -81,6 +83,7 @@ export function overridesOf(f: LoopFlags): Record<string, unknown> {
   return {
     iterations: f.iterations,
     selectRatio: f.selectRatio,
+    perplexityScope: f.perplexityScope,
     maxSelected: f.maxSelected,
     warmup: f.warmup === false ? false : undefined,
     baseline: f.baseline,
