@@ -74,11 +74,12 @@ export function adapterOption(cmd: Command): Command {
 
 /**
  * The model of a command: --model (a model or an adapter directory) with --adapter on it; the
- * tokenizer and config files come from the base model directory.
+ * tokenizer and config files come from the base model directory. dtype: the base weights' storage
+ * dtype (the memory plan's choice; default f32).
  */
-export async function openModel(o: { model: string; adapter?: string; device?: string }): Promise<{ model: NativeModel; filesDir: string }> {
+export async function openModel(o: { model: string; adapter?: string; device?: string; dtype?: 'f32' | 'bf16' }): Promise<{ model: NativeModel; filesDir: string }> {
   if (!existsSync(o.model)) throw new Error(`--model ${o.model}: no such directory`);
   const filesDir = modelFilesDir(o.model);
-  const { model } = await loadWithAdapter(o.model, { device: (o.device ?? 'auto') as DeviceRequest, ...(o.adapter !== undefined ? { adapter: o.adapter } : {}) });
+  const { model } = await loadWithAdapter(o.model, { device: (o.device ?? 'auto') as DeviceRequest, ...(o.adapter !== undefined ? { adapter: o.adapter } : {}), ...(o.dtype ? { dtype: o.dtype } : {}) });
   return { model, filesDir };
 }

@@ -149,6 +149,18 @@ export interface KvCache {
 export type WeightDtype = 'f32' | 'bf16';
 
 /**
+ * Engine knobs the memory plan sets (0: none / the backend's choice):
+ * - kvCacheBlocks: the most KV blocks the pool may hold (each blockSize tokens of K and V for every
+ *   layer); a call that would need more throws an Error that says so before it changes any cache.
+ * - logprobChunkRows: rows of the fused log-prob op's logits chunk ([rows, vocab] f32 scratch) in a
+ *   forward or backward; the log-probabilities do not depend on it beyond f32 rounding.
+ */
+export interface MemoryLimits {
+  kvCacheBlocks: number;
+  logprobChunkRows: number;
+}
+
+/**
  * Bytes held now by a model's own buffers (native/core/model.cpp Model::memory), each buffer
  * counted once at its allocation size. Parameter buffers hold each tensor at a 64-byte-aligned
  * start: a group's size is sum over its tensors of ceil(numel / 16) * 16 elements.
@@ -214,6 +226,9 @@ export interface Model {
 
   /** bytes held by the model's own buffers now (native models; stand-ins may leave it out) */
   memory?(): ModelMemory;
+
+  /** the memory plan's engine knobs (native models; stand-ins may leave it out): see MemoryLimits */
+  setMemoryLimits?(limits: Partial<MemoryLimits>): void;
 
   /** optimizer state + step counter + trainable weights, for bitwise resume */
   saveTrainingState(dir: string): Promise<void>;

@@ -14,6 +14,7 @@ import type {
   LoraOptions,
   Model,
   ModelConfig,
+  MemoryLimits,
   ModelMemory,
   OptimizerOptions,
   PackedBatch,
@@ -35,6 +36,8 @@ export interface CreateModelOptions {
   recompute?: boolean;
   /** storage dtype of the base weights; see LoadModelOptions.dtype. 'f32' */
   dtype?: WeightDtype;
+  /** the KV pool's cap in blocks and the log-prob chunk's rows (see MemoryLimits; 0: none / the backend's) */
+  limits?: Partial<MemoryLimits>;
 }
 
 export interface LoadModelOptions {
@@ -54,6 +57,8 @@ export interface LoadModelOptions {
   lora?: LoraOptions | string;
   /** recompute each layer's activations in backward instead of keeping them (less memory) */
   recompute?: boolean;
+  /** the KV pool's cap in blocks and the log-prob chunk's rows (see MemoryLimits; 0: none / the backend's) */
+  limits?: Partial<MemoryLimits>;
 }
 
 const TOKENIZER_FILES = [
@@ -161,6 +166,15 @@ class NativeModelImpl implements Model {
   /** bytes the model's own buffers hold now, by category (see ModelMemory) */
   memory(): ModelMemory {
     return this.handle().memory() as ModelMemory;
+  }
+
+  /** the KV pool's cap and the log-prob chunk's rows (see MemoryLimits); a key left out keeps its value */
+  setMemoryLimits(limits: Partial<MemoryLimits>): void {
+    this.handle().setMemoryLimits(limits);
+  }
+  /** the knobs in force, the pool's blocks now and the tokens a block holds */
+  memoryLimits(): MemoryLimits & { kvPoolBlocks: number; kvBlockSize: number } {
+    return this.handle().memoryLimits() as MemoryLimits & { kvPoolBlocks: number; kvBlockSize: number };
   }
 
   /** enables per-layer activation recomputation in backward (memory for time) */
@@ -421,6 +435,14 @@ export function createModel(config: ModelConfig, opts: CreateModelOptions = {}):
   const h = loadNative().modelCreate({ config, device, seed: opts.seed ?? 0, initStd: opts.initStd ?? 0.02, dtype: opts.dtype }) as NativeAddon;
   const m = new NativeModelImpl(h, { ...config, eosTokenId: [...config.eosTokenId] }, device, null);
   if (opts.recompute) m.setRecompute(true);
+  if (opts.limits) {
+    try {
+      m.setMemoryLimits(opts.limits);
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+  }
   return m;
 }
 
@@ -455,6 +477,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     if (typeof opts.lora === 'string') await m.loadAdapter(opts.lora);
     else if (opts.lora) m.addLora(opts.lora);
     if (opts.recompute) m.setRecompute(true);
+    if (opts.limits) m.setMemoryLimits(opts.limits);
   } catch (e) {
     m.dispose();
     throw e;

@@ -1,14 +1,15 @@
 // The memory plan on the command line: the options every long run shares (--max-memory,
 // --weights-dtype, --recompute/--no-recompute, --micro-tokens), the plan made from a model
 // directory's config.json before anything heavy is loaded, its table, and the error of a run
-// that cannot fit. `itool plan`, `itool sft`, `itool prefer` and `itool train` use it.
+// that cannot fit. `itool plan`, `itool sft`, `itool prefer` and `itool train` use it; `itool generate`,
+// `itool score` and `itool eval --model` use planInference (weights' dtype and budget only).
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { isAdapterDir, modelFilesDir } from '../engine/adapter.js';
+import { adapterChain, isAdapterDir, modelFilesDir } from '../engine/adapter.js';
 import { resolveDevice, type DeviceRequest } from '../engine/engine.js';
 import { parseHfConfig } from '../engine/config.js';
-import type { ModelConfig } from '../engine/model-types.js';
+import type { MemoryLimits, ModelConfig } from '../engine/model-types.js';
 import { planMemory, weightsBytes, type CheckpointDtype, type MemoryPlan, type PlanRequest } from './plan.js';
 import type { LoraShape, WeightsDtype } from './plan-memory.js';
 import { formatBytes, memoryBudget } from './size.js';
@@ -21,6 +22,13 @@ export function memoryOptions(cmd: Command): Command {
     .option('--recompute', 'recompute activations in backward (default: when keeping them does not fit)')
     .option('--no-recompute', 'keep every layer\'s activations (default: chosen from the budget)')
     .option('--micro-tokens <n>', "tokens per micro-batch run at once ('auto', default: chosen from the budget; 0: no split); the step's samples and result are the same");
+}
+
+/** The memory flags of a command that loads a model only to run it (generate, score, eval --model). */
+export function inferenceMemoryOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-memory <size>', 'memory budget: 8GB (1e9 bytes), 8G or 8GiB (2^30), 512MiB, or bytes (default: 80% of MemAvailable); checked before the weights are loaded')
+    .option('--weights-dtype <dtype>', "weights in memory: 'auto' (default: bf16 when the checkpoint is bf16 and no adapter is merged into it, or when f32 would not fit), 'f32' or 'bf16'");
 }
 
 export interface MemoryFlags {
@@ -199,7 +207,7 @@ export function formatPlan(p: MemoryPlan): string {
   out.splice(LABELS.length, 0, '-'.repeat(w0 + w1 + w2 + 6));
   const c = p.choices;
   out.push(
-    `choices: weights ${c.weightsDtype}, recompute ${c.recompute ? 'on' : 'off'}, micro-batch ${c.microTokens > 0 ? `${c.microTokens} tokens` : 'not split'}, allocator cache cap ${c.cacheCap / 2 ** 20} MiB`,
+    `choices: weights ${c.weightsDtype}, recompute ${c.recompute ? 'on' : 'off'}, micro-batch ${c.microTokens > 0 ? `${c.microTokens} tokens` : 'not split'}, allocator cache cap ${c.cacheCap / 2 ** 20} MiB, KV pool cap ${c.kvCacheBlocks} blocks, log-prob chunk ${c.logprobChunkRows > 0 ? `${c.logprobChunkRows} rows` : "the backend's"}`,
   );
   for (const r of c.reasons) out.push(`  ${r}`);
   out.push(`peak by phase: ${p.phases.map((x) => `${x.phase} ${formatBytes(x.engine + p.categories.runtime)}`).join(', ')}; parameters ${p.parameters.base} (trainable ${p.parameters.trainable})`);
@@ -218,6 +226,11 @@ export function planJson(p: MemoryPlan): Record<string, unknown> {
  */
 export function applyPlanEnvironment(p: MemoryPlan): void {
   if (process.env.ITOOL_CPU_CACHE_MB === undefined) process.env.ITOOL_CPU_CACHE_MB = String(Math.floor(p.choices.cacheCap / 2 ** 20));
+}
+
+/** The engine knobs of a plan (model.setMemoryLimits / loadModel's limits). */
+export function planLimits(p: MemoryPlan): MemoryLimits {
+  return { kvCacheBlocks: p.choices.kvCacheBlocks, logprobChunkRows: p.choices.logprobChunkRows };
 }
 
 /** The flags that shape a planned run (itool plan; sft, prefer and train pass theirs). */
@@ -297,6 +310,62 @@ export function planLoop(flags: MemoryFlags, device: string, config: LoopShape, 
   shape.workloads.scoring = { batchTokens: config.scoreBatchTokens };
   const plan = planRun({ ...flags, recompute: flags.recompute ?? config.recompute, microTokens: flags.microTokens ?? config.sft.microTokens }, shape);
   log(`memory plan\n${formatPlan(plan).replace(/^/gm, '  ')}`);
+  applyPlanEnvironment(plan);
+  return plan;
+}
+
+/** What a command that loads a model only to run it (generate, score, eval --model) does with it. */
+export interface InferenceShape {
+  /** the command, for the plan's line ('itool generate') */
+  what: string;
+  modelDir: string;
+  adapter?: string;
+  device?: string;
+  /** independent sequences generated together */
+  generate?: { sequences: number; promptTokens: number; newTokens: number } | null;
+  /** one gradient-free forward of this many tokens (log-probabilities) */
+  scoring?: { tokens: number } | null;
+  dataFiles?: readonly string[];
+}
+
+/**
+ * The memory plan of a command that only runs a model, made from config.json (and the adapter's
+ * adapter_config.json) before the weights are loaded: the frozen weights' dtype ('auto': bf16
+ * when the checkpoint is bf16 and no adapter is merged into it, or when f32 would not fit) and
+ * the expected peak, in one line on `log`. --weights-dtype and --max-memory are checked on every
+ * device (an error names the flag); on CUDA there is no plan (null: it plans host memory) and
+ * the weights load as the device holds them. Throws PlanError when the run cannot fit.
+ */
+export function planInference(flags: MemoryFlags, shape: InferenceShape, log: (line: string) => void): MemoryPlan | null {
+  const weightsDtype = weightsDtypeOf(flags.weightsDtype);
+  const budget = memoryBudget(flags.maxMemory);
+  if (resolveDevice((shape.device ?? 'auto') as DeviceRequest) !== 'cpu') return null;
+  const { config, dtype, filesDir } = modelConfigOf(shape.modelDir);
+  const own = isAdapterDir(shape.modelDir);
+  // loadWithAdapter: --model's own adapter (and the ones beneath it) are merged when --adapter is given
+  const mergesAdapters = own && (shape.adapter !== undefined || adapterChain(shape.modelDir).merged.length > 0);
+  const top = shape.adapter ?? (own ? shape.modelDir : undefined);
+  const gen = shape.generate ?? null;
+  const scoreTokens = shape.scoring?.tokens ?? 0;
+  const tokens = Math.max(1, scoreTokens, gen ? gen.promptTokens : 0);
+  const req: PlanRequest = {
+    config,
+    checkpointDtype: dtype,
+    lora: loraShapeOf({}, top),
+    weightsDtype,
+    recompute: false,
+    microTokens: 0,
+    batchTokens: tokens,
+    maxSequence: tokens,
+    workloads: { generate: gen, scoring: scoreTokens > 0 ? { batchTokens: scoreTokens } : null },
+    budget: budget.bytes,
+    runtime: runtimeBytes(filesDir, shape.dataFiles ?? []),
+    mergesAdapters,
+  };
+  const plan = planMemory(req);
+  plan.budgetSource = budget.source;
+  if (!plan.fits) throw new PlanError(planErrorText(req, plan), plan);
+  log(`${shape.what}: memory plan: ${plan.choices.reasons.join('; ')}; weights ${formatBytes(plan.categories.weights)}, expected peak ${formatBytes(plan.peak)} of the budget of ${formatBytes(plan.budget)} (${budget.source})`);
   applyPlanEnvironment(plan);
   return plan;
 }

@@ -384,6 +384,14 @@ export class ModelReplay {
   private poolBlocks = 0;
   private pool: Buf[] = [];
   readonly blockSize = 16;
+  /** blocks the KV pool holds now (it never shrinks: the most the run's generation needed) */
+  get kvPoolBlocks(): number {
+    return this.poolBlocks;
+  }
+  /** bytes of one block in the pool: K and V of blockSize tokens for every layer */
+  get kvBlockBytes(): number {
+    return 2 * this.c.numLayers * this.blockSize * this.c.numKvHeads * this.c.headDim * 4;
+  }
   /** the pool holds at least n blocks: grown as block_alloc grows it, one doubling at a time */
   reservePool(n: number): void {
     while (this.poolBlocks < n) this.growPool(Math.max(this.poolBlocks + 1, this.poolBlocks * 2, 16));

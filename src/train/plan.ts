@@ -5,8 +5,10 @@
 // run's options; the byte counts come from plan-memory.ts (a replay of the engine's allocations).
 //
 // Choices, cheapest first:
-// 1. frozen weights in bf16 when that loses nothing (a bf16 checkpoint under LoRA): half the
-//    bytes, and the bf16-B GEMM is as fast. Otherwise f32, and bf16 only when f32 cannot fit.
+// 1. frozen weights in bf16 when that loses nothing (a bf16 checkpoint under LoRA, or loaded
+//    only to generate, score or evaluate, with no adapter merged into it): half the bytes, and
+//    the bf16-B GEMM is as fast. Otherwise f32, and bf16 only when f32 cannot fit (an f16
+//    checkpoint is not exact in bf16: 3 fewer mantissa bits).
 //    Full fine-tuning keeps f32 weights (they are trained).
 // 2. the (recompute, micro-batch tokens) pair of lowest estimated time that fits, time relative
 //    to the plain step: (recompute ? 4/3 : 1) x (1 + 128 / micro-batch tokens) (a recomputed
@@ -56,6 +58,11 @@ export interface PlanRequest {
    * 'checkpoint'.
    */
   load?: 'checkpoint' | 'random' | 'none';
+  /**
+   * adapters are merged into the base weights after loading (a LoRA chain): merged into bf16
+   * weights they are rounded to bf16, so a bf16 checkpoint is not kept in bf16 for free
+   */
+  mergesAdapters?: boolean;
 }
 
 export interface PlanChoices {
@@ -64,6 +71,13 @@ export interface PlanChoices {
   /** tokens per micro-batch (0: no split beyond the trainer's batchTokens) */
   microTokens: number;
   cacheCap: number;
+  /**
+   * the engine's KV pool cap in blocks (setMemoryLimits): the pool the run's generation needs, or
+   * more when the budget leaves room (a call past it is refused with an error, not an overrun)
+   */
+  kvCacheBlocks: number;
+  /** rows of the fused log-prob chunk (setMemoryLimits; 0: the backend's choice, at most 64 MiB of logits) */
+  logprobChunkRows: number;
   /** why each choice was made */
   reasons: string[];
 }
@@ -95,6 +109,8 @@ export interface MemoryPlan {
 }
 
 export const DEFAULT_CACHE_CAP = 1024 * 2 ** 20;
+/** the log-prob chunk's rows the plan tries: the backend's choice (0), then the least */
+const LOGPROB_ROWS = [0, 16];
 const MIN_MICRO = 128;
 
 /** Relative time of a step (see the header). */
@@ -124,6 +140,9 @@ interface Evaluated {
   /** loading's transients when the load is the peak */
   loading: number;
   phases: PhasePeak[];
+  /** the KV pool's blocks at the end (it never shrinks) and the bytes of one block */
+  kvPoolBlocks: number;
+  kvBlockBytes: number;
 }
 
 /** Bytes loading adds to the weights for a moment (see PlanRequest.load). */
@@ -139,8 +158,8 @@ export function loadTransient(r: PlanRequest, weightsDtype: WeightsDtype): numbe
 }
 
 /** Replays the run's work on the model of the allocator: returns the peaks. */
-export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: boolean, microTokens: number, cacheCap: number): Evaluated {
-  const m = new ModelReplay({ config: r.config, weightsDtype, lora: r.lora }, cacheCap);
+export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: boolean, microTokens: number, cacheCap: number, logprobRows = 0): Evaluated {
+  const m = new ModelReplay({ config: r.config, weightsDtype, lora: r.lora }, cacheCap, logprobRows);
   const phases: PhasePeak[] = [];
   let best = { resident: 0, atPeak: m.a.atPeak, cached: 0, loading: 0 };
   const loading = loadTransient(r, weightsDtype);
@@ -226,7 +245,8 @@ export function evaluate(r: PlanRequest, weightsDtype: WeightsDtype, recompute: 
     worst = Math.max(worst, m.a.peakResident);
   }
   return {
-    worst: worst + r.runtime, peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, loading: best.loading, phases };
+    worst: worst + r.runtime, peak: best.resident + r.runtime, enginePeakLive: peakLive, atPeak: best.atPeak, cachedAtPeak: best.cached, loading: best.loading, phases,
+    kvPoolBlocks: m.kvPoolBlocks, kvBlockBytes: m.kvBlockBytes };
 }
 
 function microCandidates(r: PlanRequest): number[] {
@@ -248,7 +268,7 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
   } else if (training && !r.lora) {
     dtypes = ['f32'];
     reasons.push('weights f32: full fine-tuning trains them');
-  } else if (r.checkpointDtype === 'bf16') {
+  } else if (r.checkpointDtype === 'bf16' && !r.mergesAdapters) {
     dtypes = ['bf16'];
     reasons.push('weights bf16: the checkpoint is bf16 (no loss) and they are frozen');
   } else {
@@ -264,24 +284,31 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
   const combos: Array<{ rc: boolean; micro: number }> = [];
   for (const rc of training ? recomputes : [false]) for (const micro of micros) combos.push({ rc, micro });
   combos.sort((a, b) => stepCost(a.rc, eff(a.micro)) - stepCost(b.rc, eff(b.micro)));
-  type Cand = { dt: WeightsDtype; rc: boolean; micro: number; cap: number; e: Evaluated };
+  type Cand = { dt: WeightsDtype; rc: boolean; micro: number; cap: number; rows: number; e: Evaluated };
+  // the log-prob chunk: the backend's choice (at most 64 MiB of logits), else 16 rows (the
+  // least it takes) before the next, dearer combination
   let chosen = null as Cand | null;
   let lowest = null as Cand | null;
   // a smaller block cache costs page faults only (little next to recompute): tried before the next combination
   outer: for (const dt of dtypes)
     for (const { rc, micro } of combos)
-      for (const cap of caps) {
-        const e = evaluate(r, dt, rc, micro, cap);
-        if (!lowest || e.peak < lowest.e.peak) lowest = { dt, rc, micro, cap, e };
-        if (e.peak <= r.budget) {
-          chosen = { dt, rc, micro, cap, e };
-          break outer;
+      for (const cap of caps)
+        for (const rows of LOGPROB_ROWS) {
+          const e = evaluate(r, dt, rc, micro, cap, rows);
+          if (!lowest || e.peak < lowest.e.peak) lowest = { dt, rc, micro, cap, rows, e };
+          if (e.peak <= r.budget) {
+            chosen = { dt, rc, micro, cap, rows, e };
+            break outer;
+          }
         }
-      }
   const fits = chosen !== null;
   const c = chosen ?? lowest!;
   if (r.weightsDtype === 'auto' && dtypes.length === 2)
-    reasons.push(c.dt === 'f32' ? `weights f32: the checkpoint is ${r.checkpointDtype ?? 'of unknown dtype'} and f32 fits` : `weights bf16: f32 frozen weights do not fit the budget (bf16 rounds the ${r.checkpointDtype ?? 'f32'} weights)`);
+    reasons.push(
+      c.dt === 'f32'
+        ? `weights f32: the checkpoint is ${r.checkpointDtype ?? 'of unknown dtype'}${r.mergesAdapters ? ' with adapters merged into it' : ''} and f32 fits`
+        : `weights bf16: f32 frozen weights do not fit the budget (bf16 rounds the ${r.mergesAdapters ? 'merged' : (r.checkpointDtype ?? 'f32')} weights)`,
+    );
   if (training) {
     reasons.push(r.recompute === 'auto' ? (c.rc ? 'recompute on: keeping every layer\'s activations does not fit' : 'recompute off: the kept activations fit') : `recompute ${c.rc ? 'on' : 'off'}: asked for`);
     reasons.push(
@@ -293,11 +320,13 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
     );
   }
   if (c.cap !== DEFAULT_CACHE_CAP) reasons.push(`allocator block cache capped at ${c.cap / 2 ** 20} MiB (default 1024)`);
+  if (c.rows > 0) reasons.push(`log-prob chunk of ${c.rows} rows: the backend's choice does not fit`);
+  const kvCacheBlocks = kvCap(r.budget, c.e);
   const b = baseElements(r.config);
   const plan: MemoryPlan = {
     budget: r.budget,
     fits,
-    choices: { weightsDtype: c.dt, recompute: c.rc, microTokens: c.micro, cacheCap: c.cap, reasons },
+    choices: { weightsDtype: c.dt, recompute: c.rc, microTokens: c.micro, cacheCap: c.cap, kvCacheBlocks, logprobChunkRows: c.rows, reasons },
     categories: { ...c.e.atPeak, allocatorCache: c.e.cachedAtPeak, loading: c.e.loading, runtime: r.runtime },
     peak: c.e.peak,
     worstPeak: c.e.worst,
@@ -308,6 +337,16 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
   };
   if (!fits && withAdvice) plan.advice = adviceFor(r, plan);
   return plan;
+}
+
+/**
+ * The KV pool's cap: the blocks the run's generation needs (P, in the plan's peak already), or
+ * more when the budget leaves room above the peak. Growing the pool from P to L holds both
+ * pools for a moment (P + L blocks, P counted), so L is at most the headroom in blocks.
+ */
+export function kvCap(budget: number, e: Pick<Evaluated, 'peak' | 'kvPoolBlocks' | 'kvBlockBytes'>): number {
+  const room = Math.floor(Math.max(0, budget - e.peak) / Math.max(1, e.kvBlockBytes));
+  return Math.max(1, e.kvPoolBlocks, Math.min(room, 2 ** 31));
 }
 
 /** The bytes of the weights alone in a dtype (the model's buffer). */

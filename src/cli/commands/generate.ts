@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { ToolSchema } from '../../data/sample.js';
 import { modelFilesDir } from '../../engine/adapter.js';
+import { inferenceMemoryOptions, planInference } from '../../train/plan-cli.js';
 import { adapterOption, fail, openModel, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface GenerateCliOptions {
@@ -17,6 +18,9 @@ export interface GenerateCliOptions {
   seed?: number;
   device?: string;
   adapter?: string;
+  /** memory budget (--max-memory) and frozen weights' dtype (--weights-dtype auto|f32|bf16) */
+  maxMemory?: string;
+  weightsDtype?: string;
 }
 
 export interface GenerateCliResult {
@@ -26,6 +30,8 @@ export interface GenerateCliResult {
   seconds: number;
   tokensPerSecond: number;
   finishReason: 'stop' | 'length';
+  /** the base weights' storage dtype the model was loaded with */
+  weightsDtype: 'f32' | 'bf16';
 }
 
 function readTools(file: string): ToolSchema[] {
@@ -54,8 +60,10 @@ export function checkSampling(o: Pick<GenerateCliOptions, 'maxTokens' | 'tempera
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new Error(`--top-k must be an integer >= 0 (0: off), got ${o.topK}`);
 }
 
-export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCliResult> {
+export async function runGenerate(opts: GenerateCliOptions, log: (line: string) => void = () => {}): Promise<GenerateCliResult> {
   checkSampling(opts);
+  // the flags are checked before the tokenizer loads; the plan is made once the prompt's length is known
+  planInference(opts, { what: 'itool generate', modelDir: opts.model, device: opts.device }, () => {});
   const { loadTokenizer } = await import('../../text/index.js');
   const tok = loadTokenizer(modelFilesDir(opts.model));
   let ids: number[];
@@ -67,7 +75,8 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCli
     ids = tok.encode(opts.prompt, { addSpecialTokens: true });
   }
   if (ids.length === 0) throw new Error('the prompt encodes to no tokens');
-  const { model } = await openModel(opts);
+  const plan = planInference(opts, { what: 'itool generate', modelDir: opts.model, ...(opts.adapter !== undefined ? { adapter: opts.adapter } : {}), device: opts.device, generate: { sequences: 1, promptTokens: ids.length, newTokens: opts.maxTokens ?? 256 } }, log);
+  const { model } = await openModel({ ...opts, ...(plan ? { dtype: plan.choices.weightsDtype } : {}) });
   try {
     const stops = new Set<number>([...tok.turnEndIds, ...model.config.eosTokenId]);
     const t0 = performance.now();
@@ -93,6 +102,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCli
       seconds,
       tokensPerSecond: g!.tokens.length / Math.max(seconds, 1e-9),
       finishReason: g!.finishReason,
+      weightsDtype: model.weightDtype,
     };
   } finally {
     model.dispose();
@@ -100,7 +110,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateCli
 }
 
 export function register(program: Command): void {
-  adapterOption(program
+  inferenceMemoryOptions(adapterOption(program
     .command('generate')
     .description('generate a completion from a model (prints tokens/s)')
     .requiredOption('--model <dir>', 'Hugging Face model directory (with tokenizer files)')
@@ -112,10 +122,10 @@ export function register(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling', parseFloatOption('--top-p'), 1)
     .option('--top-k <k>', 'top-k sampling (0: off)', parseIntOption('--top-k'), 0)
     .option('--seed <n>', 'RNG seed', parseIntOption('--seed'), 0)
-    .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto'))
+    .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')))
     .action(async (opts: GenerateCliOptions) => {
       try {
-        const r = await runGenerate(opts);
+        const r = await runGenerate(opts, (l) => process.stderr.write(l + '\n'));
         process.stdout.write(r.text + '\n');
         process.stderr.write(
           `[${r.ids.length} tokens (${r.finishReason}) after a ${r.promptTokens}-token prompt in ${r.seconds.toFixed(2)} s: ${r.tokensPerSecond.toFixed(1)} tokens/s]\n`,

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelFilesDir } from '../../engine/adapter.js';
+import { inferenceMemoryOptions, planInference } from '../../train/plan-cli.js';
 import { adapterOption, fail, openModel } from '../util.js';
 
 export interface ScoreOptions {
@@ -12,6 +13,9 @@ export interface ScoreOptions {
   json?: boolean;
   device?: string;
   adapter?: string;
+  /** memory budget (--max-memory) and frozen weights' dtype (--weights-dtype auto|f32|bf16) */
+  maxMemory?: string;
+  weightsDtype?: string;
 }
 
 export interface ScoreResult {
@@ -20,6 +24,8 @@ export interface ScoreResult {
   logprobs: Array<number | null>;
   perplexity: number;
   tokens?: string[];
+  /** the base weights' storage dtype the model was loaded with */
+  weightsDtype?: 'f32' | 'bf16';
 }
 
 export function parseIds(s: string): number[] {
@@ -32,8 +38,10 @@ export function parseIds(s: string): number[] {
   });
 }
 
-export async function runScore(opts: ScoreOptions): Promise<ScoreResult> {
+export async function runScore(opts: ScoreOptions, log: (line: string) => void = () => {}): Promise<ScoreResult> {
   if ((opts.text === undefined) === (opts.ids === undefined)) throw new Error('give exactly one of --text TEXT or --ids 1,2,3');
+  // the flags are checked before the tokenizer loads; the plan is made once the tokens are known
+  planInference(opts, { what: 'itool score', modelDir: opts.model, device: opts.device }, () => {});
   let ids: number[];
   let tokens: string[] | undefined;
   let tok: { tokens(ids: number[]): string[] } | undefined;
@@ -52,7 +60,8 @@ export async function runScore(opts: ScoreOptions): Promise<ScoreResult> {
     ids = t.encode(opts.text!, { addSpecialTokens: true });
   }
   if (ids.length < 2) throw new Error(`need at least 2 tokens to score, got ${ids.length}`);
-  const { model } = await openModel(opts);
+  const plan = planInference(opts, { what: 'itool score', modelDir: opts.model, ...(opts.adapter !== undefined ? { adapter: opts.adapter } : {}), device: opts.device, scoring: { tokens: ids.length } }, log);
+  const { model } = await openModel({ ...opts, ...(plan ? { dtype: plan.choices.weightsDtype } : {}) });
   try {
     const V = model.config.vocabSize;
     for (const id of ids) if (id >= V) throw new Error(`token id ${id} is outside the model's vocabulary [0, ${V})`);
@@ -65,7 +74,7 @@ export async function runScore(opts: ScoreOptions): Promise<ScoreResult> {
       sum += lp[i]!;
     }
     if (tok) tokens = tok.tokens(ids);
-    return { ids, logprobs, perplexity: Math.exp(-sum / (ids.length - 1)), ...(tokens ? { tokens } : {}) };
+    return { ids, logprobs, perplexity: Math.exp(-sum / (ids.length - 1)), ...(tokens ? { tokens } : {}), weightsDtype: model.weightDtype };
   } finally {
     model.dispose();
   }
@@ -83,17 +92,17 @@ export function formatScore(r: ScoreResult): string {
 }
 
 export function register(program: Command): void {
-  adapterOption(program
+  inferenceMemoryOptions(adapterOption(program
     .command('score')
     .description("print each token's log-probability given the tokens before it, and the perplexity")
     .requiredOption('--model <dir>', 'Hugging Face model directory')
     .option('--text <text>', 'text to score (needs tokenizer files; special tokens added as the tokenizer does)')
     .option('--ids <ids>', 'comma-separated token ids (works without tokenizer files)')
     .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')
-    .option('--json', 'write {"ids", "logprobs", "perplexity"} (logprobs[0] is null)'))
+    .option('--json', 'write {"ids", "logprobs", "perplexity"} (logprobs[0] is null)')))
     .action(async (opts: ScoreOptions) => {
       try {
-        const r = await runScore(opts);
+        const r = await runScore(opts, (l) => process.stderr.write(l + '\n'));
         if (opts.json) process.stdout.write(JSON.stringify({ ids: r.ids, logprobs: r.logprobs, perplexity: r.perplexity }) + '\n');
         else process.stdout.write(formatScore(r));
       } catch (e) {
