@@ -26,8 +26,12 @@ import { prepareDemo, type DemoDeps, type DemoOptions } from './demo.js';
 import { runPipeline } from './pipeline.js';
 import { fnv1a, writeAtomic } from './state.js';
 
-/** ablate.json's layout version (with DEMO_VERSION): a directory from another version is refused */
-export const ABLATE_VERSION = 1;
+/**
+ * ablate.json's layout and the arms' methods (with DEMO_VERSION): a directory from another
+ * version is refused before any work. 2: the reference arm selects by the perplexity of every
+ * assistant turn (perplexityScope 'assistant'), version 1 by the answer's.
+ */
+export const ABLATE_VERSION = 2;
 
 export const DEMO_ARMS = ['reference', 'itool', 'no-search', 'no-iteration', 'dpo', 'no-warmup'] as const;
 export type DemoArm = (typeof DEMO_ARMS)[number];

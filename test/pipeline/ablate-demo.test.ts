@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { synthesize } from '../../src/data/synth.js';
 import { createModel, loadModel } from '../../src/engine/model.js';
 import { DEFAULT_PIPELINE, mergeConfig, type PipelineConfig } from '../../src/pipeline/config.js';
-import { DEMO_ARMS, demoArmConfigs, runDemoAblation, summarizeAblation, type SeedAblation } from '../../src/pipeline/demo-ablate.js';
+import { ABLATE_VERSION, DEMO_ARMS, demoArmConfigs, runDemoAblation, summarizeAblation, type SeedAblation } from '../../src/pipeline/demo-ablate.js';
+import { DEMO_VERSION } from '../../src/pipeline/demo-dir.js';
+import { fnv1a } from '../../src/pipeline/state.js';
 import { demoSize, type DemoDeps } from '../../src/pipeline/demo.js';
 import { itool } from '../helpers/cli.js';
 
@@ -34,6 +36,9 @@ describe('ablation arms', () => {
     expect(r.search).toMatchObject({ expansion: 'chain', selection: 'widen', initialValue: 'heuristic', rollout: 'tree', judge: 'grades', judgeWeight: 1, stepLimit: 2, maxTokens: 50, maxDepth: 3, temperature: 1.5, pairValue: 'sum', overlap: 'words', pairCoverage: 'partial-answer', acceptValue: -0.3, valueThreshold: 0.1 });
     expect(r.preference).toMatchObject({ loss: 'simpo', beta: 2.5, gamma: 0.5, schedule: 'cosine', warmupRatio: 0.1 });
     expect(r.balanceDecisionPairs).toBe(false);
+    // the authors' selection scope (every assistant turn); the itool arms keep the answer's
+    expect(r.perplexityScope).toBe('assistant');
+    expect(arms.itool.perplexityScope).toBeUndefined();
     // scale from the demo
     expect([r.iterations, r.maxSelected, r.search.numActions, r.search.simulations, r.preference.lr, r.preference.batchPairs, r.lora, r.maxPairs]).toEqual([demo.iterations, demo.maxSelected, demo.search.numActions, demo.search.simulations, demo.preference.lr, demo.preference.batchPairs, undefined, undefined]);
   });
@@ -115,7 +120,8 @@ describe('itool ablate --demo end to end (tiny sizes)', () => {
       const refPairs = ['1', '2'].flatMap((i) => readFileSync(join(seedDir, 'arm-reference', `iteration-${i}`, 'pairs.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
       for (const p of refPairs) expect(p.prefixIds).toEqual([]);
       const json = JSON.parse(readFileSync(join(out, 'ablate.json'), 'utf8'));
-      expect(json.version).toBe(1);
+      expect(json.version).toBe(ABLATE_VERSION);
+      expect(ABLATE_VERSION).toBe(2);
       // resume: every phase done earlier, the same table
       const again: string[] = [];
       const s2 = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => again.push(l) });
@@ -125,6 +131,10 @@ describe('itool ablate --demo end to end (tiny sizes)', () => {
       await expect(runDemoAblation(deps, { out, seeds: [3, 4], quick: true, override })).rejects.toThrow(/use another --out/);
       writeFileSync(join(old, 'demo.json'), JSON.stringify({ version: 1, kind: 'ablate', quick: true, seeds: [3] }));
       await expect(runDemoAblation(deps, { out: old, seeds: [3], quick: true, override })).rejects.toThrow(/demo version 1/);
+      // a directory of the ablation's version 1 (its reference arm selected by the answer's
+      // perplexity): refused, its arms are not this version's
+      writeFileSync(join(old, 'demo.json'), JSON.stringify({ version: DEMO_VERSION, kind: 'ablate', quick: true, seeds: [3], settings: fnv1a(JSON.stringify({ ablate: 1, arms: [...DEMO_ARMS], override })) }));
+      await expect(runDemoAblation(deps, { out: old, seeds: [3], quick: true, override })).rejects.toThrow(/other sizes or settings/);
     } finally {
       rmSync(out, { recursive: true, force: true });
       rmSync(old, { recursive: true, force: true });
