@@ -14,8 +14,11 @@
 //    to the plain step: (recompute ? 4/3 : 1) x (1 + 128 / micro-batch tokens) (a recomputed
 //    layer costs one more forward, a third of a step; a smaller micro-batch runs smaller GEMMs
 //    and one more pass of the LM head's weight gradient).
-// The allocator's block cache cap (ITOOL_CPU_CACHE_MB) is left at 1 GiB: lowering it hands blocks
-// back to malloc, which keeps their pages resident just as well (see planMemory).
+// The allocator's block cache cap (ITOOL_CPU_CACHE_MB) is left at 1 GiB: the cache is counted in the
+// replay (blocks of both micro-batch lengths, see evaluate), and the blocks it does not keep are
+// unmapped at once (native/cpu/cpu_backend.cpp maps them itself; through malloc, glibc's rising
+// mmap threshold kept them resident: 3.51 GiB measured against 2.61 planned on base, full, split).
+// Then the engine's knobs: the KV pool's cap (kvCap) and the log-prob chunk's rows.
 // Micro-batches never change a step's result beyond f32 rounding: a step keeps its samples (or
 // pairs) and its loss normalisation; only how many of them run in one forward changes.
 import type { ModelConfig } from '../engine/model-types.js';
@@ -276,9 +279,9 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
   }
   const recomputes = r.recompute === 'auto' ? [false, true] : [r.recompute];
   const micros = training ? microCandidates(r) : [0];
-  // the block cache's cap is not a lever: blocks it gives back go to malloc, which keeps the
-  // pages of those below its mmap threshold (up to 32 MiB) just as well (measured: base shape,
-  // full, 2048-token micro-batches: 3.99 GiB resident with a 256 MiB cap, 4.33 GiB with 1 GiB)
+  // the block cache's cap is not chosen: a smaller one costs page faults and was measured to save
+  // little while malloc held the freed blocks (base, full, 2048-token micro-batches: 3.99 GiB
+  // resident with 256 MiB, 4.33 with 1 GiB); the blocks are now unmapped when the cache lets go
   const caps = r.cacheCap === 'auto' || r.cacheCap === undefined ? [DEFAULT_CACHE_CAP] : [r.cacheCap];
   const eff = (micro: number): number => (micro > 0 ? micro : r.batchTokens);
   const combos: Array<{ rc: boolean; micro: number }> = [];
