@@ -111,6 +111,27 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     return info.Env().Undefined();
   });
 
+  // setMemoryLimits({kvCacheBlocks, logprobChunkRows}): a key left out keeps its value; 0: no cap /
+  // the backend's choice. memoryLimits() -> {kvCacheBlocks, logprobChunkRows, kvPoolBlocks, kvBlockSize}
+  method(env, o, h, "setMemoryLimits", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    const char* fn = "model.setMemoryLimits";
+    Napi::Object a = object_arg(info, 0, fn, "limits");
+    std::lock_guard<std::mutex> g(m->mutex());
+    int64_t kv = get_int(a, "kvCacheBlocks", fn, 0, int64_t(1) << 31, m->kv_pool_limit());
+    int64_t rows = get_int(a, "logprobChunkRows", fn, 0, int64_t(1) << 31, m->logprob_chunk());
+    m->set_memory_limits(kv, rows);
+    return info.Env().Undefined();
+  });
+  method(env, o, h, "memoryLimits", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("kvCacheBlocks", Napi::Number::New(info.Env(), double(m->kv_pool_limit())));
+    r.Set("logprobChunkRows", Napi::Number::New(info.Env(), double(m->logprob_chunk())));
+    r.Set("kvPoolBlocks", Napi::Number::New(info.Env(), double(m->pool_blocks())));
+    r.Set("kvBlockSize", Napi::Number::New(info.Env(), double(m->block_size())));
+    return r;
+  });
+
   method(env, o, h, "weightDtype", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     return Napi::String::New(info.Env(), dtype_name(m->weight_dtype()));
   });

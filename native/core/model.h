@@ -144,6 +144,15 @@ class Model {
   bool lora_active() const { return lora_cfg_.rank > 0; }
   const LoraConfig& lora_config() const { return lora_cfg_; }
 
+  // ---- memory knobs (the memory plan sets them; 0: none / the backend's choice)
+  // kv_pool_blocks: the most KV blocks the pool may hold (it grows by doubling up to this); a
+  // call that would need more throws before it changes any cache. logprob_chunk: rows of the
+  // fused log-prob op's logits chunk ([rows, V] f32 scratch) in forward/backward.
+  void set_memory_limits(int64_t kv_pool_blocks, int64_t logprob_chunk);
+  int64_t kv_pool_limit() const { return kv_pool_limit_; }
+  int64_t logprob_chunk() const { return logprob_chunk_; }
+  int64_t pool_blocks() const { return pool_blocks_; }
+
   // ---- training
   void set_recompute(bool on) { recompute_ = on; }
   // tokens/targets/pos [T], cu [nseq+1] (host). logprobs [T] out (host); logits [T*V] when non-null.
@@ -275,6 +284,10 @@ class Model {
   // KV cache
   int64_t block_size_ = 16;
   int64_t pool_blocks_ = 0;
+  int64_t kv_pool_limit_ = 0;  // 0: no cap
+  int64_t logprob_chunk_ = 0;  // 0: the backend's choice
+  // throws when writing n_new tokens into these caches would take the pool past its cap
+  void check_pool_room(const std::vector<CacheState*>& cs, int64_t n_new);
   std::vector<DevBuf> kpool_, vpool_;  // per layer [pool_blocks, bs, Hkv, D]
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_;

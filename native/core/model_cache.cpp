@@ -1,13 +1,53 @@
 // The forkable block KV cache and decoding: prefill, batched decode, sampling.
+#include <unordered_map>
 #include "model_internal.h"
 
 namespace itool {
 using namespace model_detail;
 
 // ------------------------------------------------------------------ KV cache
+void Model::set_memory_limits(int64_t kv_pool_blocks, int64_t logprob_chunk) {
+  if (kv_pool_blocks < 0) throw_range("setMemoryLimits: kvCacheBlocks must be >= 0 (0: no cap), got " + std::to_string(kv_pool_blocks));
+  if (logprob_chunk < 0) throw_range("setMemoryLimits: logprobChunkRows must be >= 0 (0: the backend's choice), got " + std::to_string(logprob_chunk));
+  kv_pool_limit_ = kv_pool_blocks;
+  logprob_chunk_ = logprob_chunk;
+}
+
+void Model::check_pool_room(const std::vector<CacheState*>& cs, int64_t n_new) {
+  if (kv_pool_limit_ <= 0) return;
+  // the blocks cache_prepare_write will take, replayed on the refcounts: a shared partial block
+  // is copied on write by each cache but the last one holding it
+  std::unordered_map<int32_t, int32_t> gone;
+  int64_t need = 0;
+  for (const CacheState* c : cs) {
+    if (c->kv_len % block_size_ != 0) {
+      int32_t old = c->blocks[size_t(c->kv_len / block_size_)];
+      if (refcount_[size_t(old)] - gone[old] > 1) {
+        ++need;
+        ++gone[old];
+      }
+    }
+    int64_t want = (c->kv_len + n_new + block_size_ - 1) / block_size_;
+    need += std::max<int64_t>(0, want - int64_t(c->blocks.size()));
+  }
+  const int64_t in_use = pool_blocks_ - int64_t(free_.size());
+  if (in_use + need <= kv_pool_limit_) return;
+  const size_t per_block = size_t(2 * cfg_.layers * block_size_ * cfg_.kv_heads * cfg_.head_dim) * asz_;
+  throw Error(ErrorKind::OutOfMemory,
+              "KV cache: this call needs " + std::to_string(need) + " more blocks of " + std::to_string(block_size_) + " tokens (" +
+                  std::to_string(size_t(need) * per_block) + " bytes) with " + std::to_string(in_use) + " of the pool's cap of " +
+                  std::to_string(kv_pool_limit_) + " blocks (" + std::to_string(size_t(kv_pool_limit_) * per_block) +
+                  " bytes) in use; the cap comes from the memory plan (--max-memory) or setMemoryLimits({kvCacheBlocks}): "
+                  "dispose caches, run fewer sequences at once, or raise the cap");
+}
+
 void Model::pool_reserve(int64_t n) {
   if (n <= pool_blocks_) return;
+  if (kv_pool_limit_ > 0 && n > kv_pool_limit_)
+    throw Error(ErrorKind::OutOfMemory, "KV cache: " + std::to_string(n) + " blocks needed, more than the pool's cap of " +
+                                            std::to_string(kv_pool_limit_) + " blocks (setMemoryLimits({kvCacheBlocks}))");
   int64_t cap = std::max<int64_t>({n, pool_blocks_ * 2, 16});
+  if (kv_pool_limit_ > 0) cap = std::min(cap, kv_pool_limit_);
   size_t per_block = size_t(block_size_ * cfg_.kv_heads * cfg_.head_dim) * asz_;
   std::vector<DevBuf> nk(size_t(cfg_.layers)), nv(size_t(cfg_.layers));
   for (int64_t l = 0; l < cfg_.layers; ++l) {
@@ -144,10 +184,10 @@ void Model::decode(const std::vector<CacheState*>& cs, int64_t n_new) {
   const ModelConfig& c = cfg_;
   int64_t B = int64_t(cs.size()), T = B * n_new, H = c.hidden;
   if (T == 0) return;
-  for (auto* s : cs) {
+  for (auto* s : cs)
     if (s->kv_len + n_new > int64_t(s->tokens.size())) throw_error("decode: internal: not enough pending tokens");
-    cache_prepare_write(*s, s->kv_len + n_new);
-  }
+  check_pool_room(cs, n_new);
+  for (auto* s : cs) cache_prepare_write(*s, s->kv_len + n_new);
   int64_t maxb = 1;
   for (auto* s : cs) maxb = std::max<int64_t>(maxb, int64_t(s->blocks.size()));
   std::vector<int32_t> table(static_cast<size_t>(B * maxb), 0), lens(static_cast<size_t>(B)), toks(static_cast<size_t>(T)), pos(static_cast<size_t>(T));
@@ -195,9 +235,17 @@ void Model::cache_extend(int64_t id, const std::vector<int32_t>& tokens) {
   for (auto t : tokens)
     if (t < 0 || t >= cfg_.vocab) throw_range("KvCache.extend: token " + std::to_string(t) + " is outside [0, " + std::to_string(cfg_.vocab) + ")");
   if (int64_t(c.tokens.size() + tokens.size()) > int64_t(1) << 24) throw_range("KvCache.extend: cache would exceed 2^24 tokens");
+  const size_t before = c.tokens.size();
   c.tokens.insert(c.tokens.end(), tokens.begin(), tokens.end());
   std::vector<CacheState*> one{&c};
-  ensure_ready(one);
+  try {
+    ensure_ready(one);
+  } catch (...) {
+    // nothing was written for the new tokens (e.g. the KV pool's cap refused them): the cache
+    // is left as it was
+    if (c.kv_len <= int64_t(before)) c.tokens.resize(before);
+    throw;
+  }
 }
 
 void Model::ensure_ready(const std::vector<CacheState*>& cs) {

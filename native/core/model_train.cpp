@@ -78,6 +78,7 @@ void Model::head_logprob(int64_t T, const void* xf, const int32_t* targets, floa
   LogprobParams lpp;
   lpp.N = T; lpp.H = H; lpp.V = c.vocab; lpp.hidden = xf; lpp.weight = head_w(); lpp.weight_type = wdt_; lpp.targets = targets;
   lpp.logprob = lp; lpp.lse = lse;
+  lpp.chunk = logprob_chunk_;  // 0: the backend's choice
   if (dlogp) {
     ensure_grads(lora_active() ? lora_ : base_);
     lpp.dlogp = dlogp; lpp.dhidden = dhidden;

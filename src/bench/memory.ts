@@ -10,7 +10,8 @@
 // Qwen2.5-0.5B's: hidden 896, 24 layers, vocab 151,936, tied embeddings; random weights),
 // LoRA rank 8 (q,k,v,o) or full, in two configurations:
 //   before:  f32 frozen weights, every activation kept, micro-batches not split, the 1 GiB block cache;
-//   planned: the plan's choices for the budget (--max-memory, default 3GB); the random weights
+//   planned: the plan's choices for the budget (--max-memory, default 3GB), its KV pool cap and
+//            log-prob chunk set on the engine; the random weights
 //            stand for a bf16 checkpoint (as Qwen2.5's is), so LoRA rows plan bf16 frozen weights.
 // SFT data: samples of 128-1024 random tokens (the last half is the answer) packed into
 // 4096-token micro-batches, one per step, so that steps differ in length as real ones do;
@@ -149,7 +150,9 @@ export async function runRow(spec: MemoryRowSpec, choices: MemoryPlan['choices']
   const config = shapeConfig(spec.shape);
   const frozen = spec.mode === 'lora';
   let note: string | null = null;
-  const m = createModel(config, { seed: 1, device: 'cpu', recompute: choices.recompute, ...(choices.weightsDtype === 'bf16' ? { dtype: 'bf16' } : {}) } as Parameters<typeof createModel>[1]) as NativeModel;
+  // planned rows run under the plan's engine knobs (the KV pool's cap, the log-prob chunk); 'before' under the engine's defaults
+  const limits = spec.setting === 'planned' && choices.kvCacheBlocks > 0 ? { limits: { kvCacheBlocks: choices.kvCacheBlocks, logprobChunkRows: choices.logprobChunkRows } } : {};
+  const m = createModel(config, { seed: 1, device: 'cpu', recompute: choices.recompute, ...(choices.weightsDtype === 'bf16' ? { dtype: 'bf16' } : {}), ...limits } as Parameters<typeof createModel>[1]) as NativeModel;
   const wd = (m as unknown as { weightDtype?: string }).weightDtype;
   if (choices.weightsDtype === 'bf16' && wd !== 'bf16') note = 'bf16 asked; this build keeps f32 weights';
   const q = quickScale(quick);

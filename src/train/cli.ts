@@ -14,7 +14,7 @@ import type { TrainHooks, TrainResult } from './loop.js';
 import { Checkpointer } from './checkpoint.js';
 import type { PreferenceOptions, SftOptions } from './options.js';
 import { loadPairs, type PairTokenizer } from './pairs.js';
-import { applyPlanEnvironment, formatPlan, loraShapeOf, runShapeOf, planRun, type MemoryFlags } from './plan-cli.js';
+import { applyPlanEnvironment, formatPlan, loraShapeOf, planLimits, runShapeOf, planRun, type MemoryFlags } from './plan-cli.js';
 import type { MemoryPlan } from './plan.js';
 import { trainPreference } from './preference.js';
 import { trainSft, type SftRenderer } from './sft.js';
@@ -101,7 +101,7 @@ async function openModel(flags: CommonCliOptions, device: string, lora: LoraOpti
   if (!isAdapterDir(dir) && !existsSync(join(dir, 'config.json'))) throw new Error(`--model: ${dir} is not a model directory (no config.json)`);
   const given = flags.adapter !== undefined || isAdapterDir(dir);
   if (given && lora) throw new Error('--lora-rank (or "lora" in --config) with an adapter given: the adapter is trained on with its own rank, alpha and targets');
-  const memory = plan ? { dtype: plan.choices.weightsDtype, recompute: plan.choices.recompute } : {};
+  const memory = plan ? { dtype: plan.choices.weightsDtype, recompute: plan.choices.recompute, limits: planLimits(plan) } : {};
   const { model, chain, adapter } = await loadWithAdapter(dir, { device: device as DeviceRequest, ...memory, ...(flags.adapter !== undefined ? { adapter: flags.adapter } : {}) });
   if (lora) model.addLora(lora);
   return { model, chain: adapter || lora ? chain : null };

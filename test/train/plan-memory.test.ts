@@ -12,6 +12,8 @@ import { preferenceOptions } from '../../src/train/options.js';
 import { packSequences, sftSequence, type TrainSequence } from '../../src/train/pack.js';
 import { allocSize, baseElements, loraElements, ModelReplay, type LoraShape, type WeightsDtype } from '../../src/train/plan-memory.js';
 import { pairSequences, preferenceForwardBackward } from '../../src/train/preference.js';
+import { planMemory } from '../../src/train/plan.js';
+import { planLimits } from '../../src/train/plan-cli.js';
 import { Rng } from '../../src/train/rng.js';
 import { sftForwardBackward } from '../../src/train/sft.js';
 
@@ -50,11 +52,12 @@ function make(c: Case): NativeModel {
 }
 
 /** runs f on the engine and on the replay; returns [engine peak over the baseline, replay peak] */
-async function both(c: Case, f: (m: NativeModel) => Promise<void>, g: (r: ModelReplay) => void): Promise<{ engine: number; replay: number; m: ReturnType<NativeModel['memory']>; r: ModelReplay }> {
+async function both(c: Case, f: (m: NativeModel) => Promise<void>, g: (r: ModelReplay) => void, logprobRows = 0): Promise<{ engine: number; replay: number; m: ReturnType<NativeModel['memory']>; r: ModelReplay }> {
   resetAllocatorPeak();
   const before = allocatorStats().current;
   const m = make(c);
-  const r = new ModelReplay({ config: c.config, weightsDtype: c.dtype, lora: c.lora }, ENGINE_CACHE_CAP);
+  if (logprobRows > 0) m.setMemoryLimits({ logprobChunkRows: logprobRows });
+  const r = new ModelReplay({ config: c.config, weightsDtype: c.dtype, lora: c.lora }, ENGINE_CACHE_CAP, logprobRows);
   try {
     await f(m);
     g(r);
@@ -163,4 +166,55 @@ describe('the plan\'s byte counts against the engine\'s counters (tiny models, C
       expect(gen.engine).toBe(gen.replay);
     });
   }
+
+  it('the knobs the plan sets: a 16-row log-prob chunk replayed to the byte; the planned KV cap holds the planned generation', async () => {
+    for (const c of [cases[0]!, cases[3]!]) {
+      const V = c.config.vocabSize;
+      const batch = seqs(V, [37, 80, 15, 64], 6);
+      const lengths = batch.map((s) => s.tokens.length);
+      const sft = await both(
+        c,
+        async (m) => {
+          m.zeroGrad();
+          await sftForwardBackward(m, [batch]);
+          await m.step({ lr: 1e-3 });
+          await m.logprobs(packSequences(batch));
+        },
+        (r) => {
+          r.trainForwardBackward(lengths, c.recompute, true);
+          r.step();
+          r.inferenceForward(lengths);
+        },
+        16,
+      );
+      expect(sft.engine, c.name).toBe(sft.replay);
+    }
+    // a plan with no headroom caps the pool at what its generation needs; the engine runs it under that cap
+    const c = cases[0]!;
+    const req = {
+      config: c.config, checkpointDtype: null, lora: null, weightsDtype: 'f32' as const, recompute: false, microTokens: 0, batchTokens: 40, maxSequence: 40,
+      workloads: { generate: { sequences: 3, promptTokens: 40, newTokens: 30 } }, budget: 2 ** 40, runtime: 0, load: 'random' as const,
+    };
+    const wide = planMemory(req);
+    const tight = planMemory({ ...req, budget: wide.peak });
+    expect(tight.fits).toBe(true);
+    const m = createModel(c.config, { seed: 2, limits: planLimits(tight) });
+    try {
+      const caches = await Promise.all([0, 1, 2].map((i) => m.cache(Array.from({ length: 40 }, (_, j) => (i * 13 + j * 7) % c.config.vocabSize))));
+      await m.generate(caches, { maxTokens: 30, temperature: 0 });
+      const lim = m.memoryLimits();
+      expect(lim.kvCacheBlocks).toBe(tight.choices.kvCacheBlocks);
+      expect(lim.kvPoolBlocks).toBeLessThanOrEqual(lim.kvCacheBlocks);
+      // one more sequence of the same length does not fit under the tight cap
+      const more = await m.cache(Array.from({ length: 40 }, (_, j) => j % c.config.vocabSize)).catch((e: Error) => e);
+      if (!(more instanceof Error)) await expect(m.generate([more], { maxTokens: 30, temperature: 0 })).rejects.toThrow(/KV cache: this call needs/);
+      caches.forEach((x) => x.dispose());
+    } finally {
+      m.dispose();
+    }
+    // headroom goes to the pool: the cap is the headroom in blocks (a growth holds both pools)
+    const per = 2 * c.config.numLayers * 16 * c.config.numKvHeads * c.config.headDim * 4;
+    const roomy = planMemory({ ...req, budget: wide.peak + 1000 * per });
+    expect(roomy.choices.kvCacheBlocks).toBe(1000);
+  });
 });

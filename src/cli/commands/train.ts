@@ -5,7 +5,8 @@ import { runOnUserData } from '../../pipeline/user-run.js';
 import { configReferenceText } from '../../pipeline/config-schema.js';
 import { PRESETS } from '../../pipeline/config.js';
 import { InterruptedError, interruptible } from '../../train/cli.js';
-import { planLoop, type MemoryFlags } from '../../train/plan-cli.js';
+import { planLimits, planLoop, type MemoryFlags } from '../../train/plan-cli.js';
+import type { MemoryPlan } from '../../train/plan.js';
 import { fail, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface LoopFlags {
@@ -120,6 +121,7 @@ export function register(program: Command): void {
       }),
   ).action(async (opts: LoopFlags & MemoryFlags & { model: string; data: string[]; out: string }) => {
     let training = false;
+    let loopPlan: MemoryPlan | null = null;
     const sig = interruptible('itool train', () => training);
     try {
       const device = opts.device as DeviceRequest;
@@ -133,8 +135,9 @@ export function register(program: Command): void {
         configFile: opts.config,
         preset: opts.preset,
         overrides: overridesOf(opts),
-        loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute, ...(o.dtype ? { dtype: o.dtype } : {}) }),
-        plan: (config, start) => planLoop(opts, opts.device, config, start, opts.data, (l) => process.stderr.write(`itool train: ${l}\n`))?.choices ?? null,
+        // the plan's engine knobs (KV pool cap, log-prob chunk) go to every model the loop loads
+        loadModel: (dir, o) => loadModel(dir, { device, recompute: o.recompute, ...(o.dtype ? { dtype: o.dtype } : {}), ...(loopPlan ? { limits: planLimits(loopPlan) } : {}) }),
+        plan: (config, start) => (loopPlan = planLoop(opts, opts.device, config, start, opts.data, (l) => process.stderr.write(`itool train: ${l}\n`)))?.choices ?? null,
         adapter: opts.adapter,
         progress: opts.progress,
         log: (l) => process.stderr.write(`itool train: ${l}\n`),
