@@ -88,13 +88,24 @@ export interface ArmResult {
   searchTokens: number;
   /** the arm's own phases (select, search, optimize, evaluate of every iteration; not the shared warm-up) */
   seconds: number;
+  /** the machine's 1-minute load average when the arm's phases ran (null: not recorded) */
+  load: RunLoad | null;
+}
+
+/**
+ * The 1-minute load average when a run's first phase started and when its last one finished,
+ * in the last invocation that ran any of its phases (a resumed run keeps the load of the
+ * invocation that did the work, not of the one that only read it back).
+ */
+export interface RunLoad {
+  start: number;
+  end: number;
 }
 
 export interface SeedAblation {
   seed: number;
-  warmup: { categories: CategoryTable; seconds: number; copySeconds: number | null };
+  warmup: { categories: CategoryTable; seconds: number; copySeconds: number | null; load: RunLoad | null };
   arms: ArmResult[];
-  loadAverage: { start: number[]; end: number[] };
 }
 
 export interface AblateSummary {
@@ -169,8 +180,9 @@ export function summarizeAblation(quick: boolean, seeds: readonly number[], arms
     `cost per arm, mean ± sd (pairs and search tokens over all iterations; seconds of the arm's own phases, the shared warm-up ${warmupSeconds.mean.toFixed(0)} ± ${warmupSeconds.sd.toFixed(0)} s not included):\n\n` +
       plainTable(['arm', 'pairs', 'optimizer steps', 'search tokens', 'seconds'], arms.filter((a) => cost[a]).map((a) => [a, f0(cost[a].pairs), f0(cost[a].steps), f0(cost[a].searchTokens), f0(cost[a].seconds)])),
   );
-  const loads = data.map((d) => `${d.loadAverage.start[0].toFixed(1)}/${d.loadAverage.end[0].toFixed(1)}`).join(', ');
-  blocks.push(`arms: ${arms.map((a) => `${a}: ${ARM_DOCS[a]}`).join('; ')}.\n1-minute load average at start/end per seed: ${loads} on ${availableParallelism()} cores.\n`);
+  const ld = (l: RunLoad | null) => (l ? `${l.start.toFixed(1)}/${l.end.toFixed(1)}` : '?');
+  const loads = data.map((d) => `seed ${d.seed}: warm-up ${ld(d.warmup.load)}, ${d.arms.map((a) => `${a.arm} ${ld(a.load)}`).join(', ')}`).join('; ');
+  blocks.push(`arms: ${arms.map((a) => `${a}: ${ARM_DOCS[a]}`).join('; ')}.\n1-minute load average when each ran (start/end, ? not recorded) on ${availableParallelism()} cores: ${loads}.\n`);
   return { version: ABLATE_VERSION, demoVersion: DEMO_VERSION, quick, seeds: [...seeds], arms: [...arms], table, cost, warmupSeconds, seedsData: [...data], text: blocks.join('\n') };
 }
 
@@ -194,22 +206,20 @@ export async function runDemoAblation(deps: DemoDeps, o: AblateDemoOptions): Pro
   claimDemoDir(o.out, { version: DEMO_VERSION, kind: 'ablate', quick: o.quick, seeds: [...o.seeds], settings: fnv1a(JSON.stringify({ ablate: ABLATE_VERSION, arms, override: o.override ?? null })) });
   const data: SeedAblation[] = [];
   for (const seed of o.seeds) {
-    const load0 = loadavg();
     const dir = join(o.out, `seed-${seed}`);
     const slog = (l: string) => log(`seed ${seed}: ${l}`);
     const prep = await prepareDemo(deps, { out: dir, seed, quick: o.quick, override: o.override, progress: o.progress, log: slog });
     const configs = demoArmConfigs(prep.config);
     // the shared warm-up (and its evaluation)
     const warmDir = join(dir, 'warmup');
-    const w = await runPipeline({ env: prep.env, config: { ...prep.config, iterations: 0, baseline: false }, runDir: warmDir, modelDir: prep.startDir, train: prep.trainTools, test: prep.test });
+    const [w, warmLoad] = await withLoad(warmDir, prep.env.log, (log) => runPipeline({ env: { ...prep.env, log }, config: { ...prep.config, iterations: 0, baseline: false }, runDir: warmDir, modelDir: prep.startDir, train: prep.trainTools, test: prep.test }));
     const warmModel = phaseModel(warmDir, 'warmup');
     const warmSeconds = phaseSeconds(warmDir).warmup ?? 0;
     const results: ArmResult[] = [];
     for (const arm of arms) {
       const runDir = join(dir, `arm-${arm}`);
       const alog = (l: string) => slog(`${arm}: ${l}`);
-      const env = { ...prep.env, log: alog };
-      const r = await runPipeline({ env, config: configs[arm], runDir, modelDir: arm === 'no-warmup' ? prep.startDir : warmModel, train: prep.trainTools, test: prep.test });
+      const [r, load] = await withLoad(runDir, alog, (log) => runPipeline({ env: { ...prep.env, log }, config: configs[arm], runDir, modelDir: arm === 'no-warmup' ? prep.startDir : warmModel, train: prep.trainTools, test: prep.test }));
       const secs = phaseSeconds(runDir);
       const searchTokens = r.itool.iterations.reduce((s, it) => {
         const f = join(runDir, `iteration-${it.iteration}`, 'search.json');
@@ -227,16 +237,43 @@ export async function runDemoAblation(deps: DemoDeps, o: AblateDemoOptions): Pro
         seconds: Object.entries(secs)
           .filter(([k]) => k.startsWith('iteration-'))
           .reduce((s, [, v]) => s + v, 0),
+        load,
       });
       alog(`hard ${(pooled(r.itool.categories, HARD) * 100).toFixed(1)}%, all ${(pooled(r.itool.categories, null) * 100).toFixed(1)}%`);
     }
-    data.push({ seed, warmup: { categories: w.warmup!.categories, seconds: warmSeconds, copySeconds: prep.copySeconds }, arms: results, loadAverage: { start: load0.map((x) => Math.round(x * 100) / 100), end: loadavg().map((x) => Math.round(x * 100) / 100) } });
+    data.push({ seed, warmup: { categories: w.warmup!.categories, seconds: warmSeconds, copySeconds: prep.copySeconds, load: warmLoad }, arms: results });
     // the table of the seeds finished so far (a stopped run keeps it)
     if (data.length < o.seeds.length) writeAblation(o, arms, o.seeds, data);
   }
   return writeAblation(o, arms, o.seeds, data);
 }
 
+/**
+ * Runs `run` with a log that notes the load average when the first phase starts (a phase that
+ * runs logs 'NAME: start'); when any phase ran, the load at its start and at the end goes to
+ * DIR/load.json, else the load recorded there by the invocation that ran them is read back.
+ */
+async function withLoad<T>(dir: string, log: ((line: string) => void) | undefined, run: (log: (line: string) => void) => Promise<T>): Promise<[T, RunLoad | null]> {
+  let start: number | null = null;
+  const r = await run((line) => {
+    if (start === null && / start$/.test(line)) start = loadavg()[0]!;
+    log?.(line);
+  });
+  const file = join(dir, 'load.json');
+  const round = (x: number) => Math.round(x * 100) / 100;
+  if (start !== null) {
+    const load = { start: round(start), end: round(loadavg()[0]!) };
+    writeAtomic(file, JSON.stringify(load) + '\n');
+    return [r, load];
+  }
+  if (!existsSync(file)) return [r, null];
+  try {
+    const l = readJson<RunLoad>(file);
+    return [r, typeof l.start === 'number' && typeof l.end === 'number' ? l : null];
+  } catch {
+    return [r, null];
+  }
+}
 
 /** Writes ablate.json, ablate.txt and report.html for the seeds finished so far. */
 function writeAblation(o: AblateDemoOptions, arms: DemoArm[], seeds: readonly number[], data: SeedAblation[]): AblateSummary {

@@ -46,10 +46,10 @@ describe('ablation arms', () => {
 
 describe('the ablation table', () => {
   it('mean and sample sd per category and arm, hard pooled over parallel and parallel_multiple', () => {
-    const arm = (a: 'itool' | 'dpo', seed: number, cats: Record<string, [number, number]>) => ({ arm: a, seed, start: {}, categories: table(cats), pairs: [10 * seed, 5], steps: 3 * seed, tokens: 0, searchTokens: 100 * seed, seconds: 20 + seed });
+    const arm = (a: 'itool' | 'dpo', seed: number, cats: Record<string, [number, number]>) => ({ arm: a, seed, start: {}, categories: table(cats), pairs: [10 * seed, 5], steps: 3 * seed, tokens: 0, searchTokens: 100 * seed, seconds: 20 + seed, load: a === 'dpo' && seed === 2 ? null : { start: seed + 0.25, end: seed + 0.5 } });
     const data: SeedAblation[] = [
-      { seed: 1, warmup: { categories: table({ simple: [1, 4], parallel: [0, 4], parallel_multiple: [0, 4] }), seconds: 50, copySeconds: null }, arms: [arm('itool', 1, { simple: [2, 4], parallel: [1, 4], parallel_multiple: [0, 4] }), arm('dpo', 1, { simple: [1, 4], parallel: [0, 4], parallel_multiple: [0, 4] })], loadAverage: { start: [1, 1, 1], end: [2, 2, 2] } },
-      { seed: 2, warmup: { categories: table({ simple: [3, 4], parallel: [1, 4], parallel_multiple: [1, 4] }), seconds: 70, copySeconds: null }, arms: [arm('itool', 2, { simple: [4, 4], parallel: [3, 4], parallel_multiple: [2, 4] }), arm('dpo', 2, { simple: [3, 4], parallel: [1, 4], parallel_multiple: [1, 4] })], loadAverage: { start: [1, 1, 1], end: [2, 2, 2] } },
+      { seed: 1, warmup: { categories: table({ simple: [1, 4], parallel: [0, 4], parallel_multiple: [0, 4] }), seconds: 50, copySeconds: null, load: { start: 7.5, end: 10 } }, arms: [arm('itool', 1, { simple: [2, 4], parallel: [1, 4], parallel_multiple: [0, 4] }), arm('dpo', 1, { simple: [1, 4], parallel: [0, 4], parallel_multiple: [0, 4] })] },
+      { seed: 2, warmup: { categories: table({ simple: [3, 4], parallel: [1, 4], parallel_multiple: [1, 4] }), seconds: 70, copySeconds: null, load: null }, arms: [arm('itool', 2, { simple: [4, 4], parallel: [3, 4], parallel_multiple: [2, 4] }), arm('dpo', 2, { simple: [3, 4], parallel: [1, 4], parallel_multiple: [1, 4] })] },
     ];
     const s = summarizeAblation(false, [1, 2], ['itool', 'dpo'], data);
     // itool hard: seed 1 (1 + 0)/8 = 0.125, seed 2 (3 + 2)/8 = 0.625: mean 0.375, sd = sqrt(2 · 0.25² / 1)
@@ -65,6 +65,8 @@ describe('the ablation table', () => {
     expect(s.text).toContain('hard');
     // the hard row: warm-up (0 and 2/8) then itool
     expect(s.text).toMatch(/hard\s+12\.5 ± 17\.7\s+37\.5 ± 35\.4/);
+    // the load each run was measured under, '?' where none was recorded
+    expect(s.text).toContain('seed 1: warm-up 7.5/10.0, itool 1.3/1.5, dpo 1.3/1.5; seed 2: warm-up ?, itool 2.3/2.5, dpo ?');
   });
 });
 
@@ -127,6 +129,12 @@ describe('itool ablate --demo end to end (tiny sizes)', () => {
       const s2 = await runDemoAblation(deps, { out, seeds: [3], quick: true, override, log: (l) => again.push(l) });
       expect(again.some((l) => / start$/.test(l))).toBe(false);
       expect(s2.table).toEqual(s.table);
+      // the loads are those of the run that did the work, read back from each run directory
+      expect(existsSync(join(seedDir, 'warmup', 'load.json'))).toBe(true);
+      for (const a of DEMO_ARMS) expect(existsSync(join(seedDir, `arm-${a}`, 'load.json'))).toBe(true);
+      expect(s2.seedsData[0].warmup.load).toEqual(s.seedsData[0].warmup.load);
+      expect(s2.seedsData[0].arms.map((a) => a.load)).toEqual(s.seedsData[0].arms.map((a) => a.load));
+      expect(s.seedsData[0].arms.every((a) => a.load && a.load.start >= 0 && a.load.end >= 0)).toBe(true);
       // another seed list, and another version's directory, are refused before any work
       await expect(runDemoAblation(deps, { out, seeds: [3, 4], quick: true, override })).rejects.toThrow(/use another --out/);
       writeFileSync(join(old, 'demo.json'), JSON.stringify({ version: 1, kind: 'ablate', quick: true, seeds: [3] }));
