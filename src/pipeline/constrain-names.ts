@@ -11,7 +11,11 @@
 // name's closing quote) may be sampled, at the sampling temperature, from the model's
 // log-probabilities renormalised over them. A token that leaves the call syntax altogether
 // stays allowed (the model's own format error). Works token by token (sampleNext), so the
-// search's step sampling and generation share it.
+// search's step sampling and generation share it. Every row first draws from the model in one
+// batched call; only a row that drew a forbidden token is undone and drawn again from the allowed
+// tokens (log-probabilities, one extend per such row), which gives the same distribution and
+// keeps the decode batched. sampledLogprobs: under the model's own sampling distribution for a
+// row that kept its draw, under the renormalised one for a row drawn again.
 import type { Generation, GenerateOptions, KvCache, Model, SampleOptions, StepOutput } from '../engine/model-types.js';
 
 export interface ConstrainNamesOptions {
@@ -119,55 +123,49 @@ export function constrainNames(model: Model, o: ConstrainNamesOptions): Model {
 
   const sampleNext = async (caches: readonly KvCache[], opts: SampleOptions = {}): Promise<StepOutput> => {
     const masks = caches.map(maskFor);
-    const tokens = new Int32Array(caches.length);
-    const logprobs = new Float32Array(caches.length);
-    const sampled = new Float32Array(caches.length);
-    const free = caches.map((_, i) => i).filter((i) => !masks[i]);
-    const held = caches.map((_, i) => i).filter((i) => masks[i]);
-    if (free.length > 0) {
-      const out = await model.sampleNext(
-        free.map((i) => caches[i]!),
-        opts,
-      );
-      free.forEach((i, j) => {
-        tokens[i] = out.tokens[j]!;
-        logprobs[i] = out.logprobs[j]!;
-        sampled[i] = out.sampledLogprobs[j]!;
-      });
-    }
-    if (held.length > 0) {
-      if ((opts.repetitionPenalty ?? 1) !== 1 || (opts.topK ?? 0) > 0 || (opts.topP ?? 1) < 1)
-        throw new Error('constrainNames: a constrained name is sampled at a temperature only (no repetition penalty, top-k or top-p)');
-      const V = o.vocabSize;
-      const lp = await model.nextLogprobs(held.map((i) => caches[i]!));
-      const temp = opts.temperature ?? 1;
-      for (let j = 0; j < held.length; j++) {
-        const i = held[j]!;
-        const mask = masks[i]!;
-        const row = lp.subarray(j * V, (j + 1) * V);
-        let best = -1;
-        for (let t = 0; t < V; t++) if (mask[t] && (best < 0 || row[t]! > row[best]!)) best = t;
-        let pick = best;
-        let pickLp = 0;
-        if (temp > 0) {
-          // softmax(lp / T) over the allowed tokens
-          let z = 0;
-          for (let t = 0; t < V; t++) if (mask[t]) z += Math.exp((row[t]! - row[best]!) / temp);
-          const u = uniform(opts.seed ?? 0, caches[i]!.length, i) * z;
-          let acc = 0;
-          for (let t = 0; t < V; t++) {
-            if (!mask[t]) continue;
-            acc += Math.exp((row[t]! - row[best]!) / temp);
-            pick = t;
-            if (acc > u) break;
-          }
-          pickLp = (row[pick]! - row[best]!) / temp - Math.log(z);
+    if (masks.some((m) => m) && ((opts.repetitionPenalty ?? 1) !== 1 || (opts.topK ?? 0) > 0 || (opts.topP ?? 1) < 1))
+      throw new Error('constrainNames: a constrained name is sampled at a temperature only (no repetition penalty, top-k or top-p)');
+    // every row draws from the model as it is (one batched call); a constrained row whose draw is
+    // allowed keeps it: conditioned on being allowed, that draw already follows the model's
+    // distribution renormalised over the allowed tokens
+    const out = await model.sampleNext(caches, opts);
+    const tokens = Int32Array.from(out.tokens);
+    const logprobs = Float32Array.from(out.logprobs);
+    const sampled = Float32Array.from(out.sampledLogprobs);
+    // a row that drew a forbidden token: undo it and draw from the allowed ones (with the first
+    // draw, each allowed token comes out with probability p(t) + (1 - A) p(t) / A = p(t) / A)
+    const redo = caches.map((_, i) => i).filter((i) => masks[i] && !masks[i]![tokens[i]!]);
+    if (redo.length === 0) return { tokens, logprobs, sampledLogprobs: sampled };
+    for (const i of redo) caches[i]!.truncate(caches[i]!.length - 1);
+    const V = o.vocabSize;
+    const lp = await model.nextLogprobs(redo.map((i) => caches[i]!));
+    const temp = opts.temperature ?? 1;
+    for (let j = 0; j < redo.length; j++) {
+      const i = redo[j]!;
+      const mask = masks[i]!;
+      const row = lp.subarray(j * V, (j + 1) * V);
+      let best = -1;
+      for (let t = 0; t < V; t++) if (mask[t] && (best < 0 || row[t]! > row[best]!)) best = t;
+      let pick = best;
+      let pickLp = 0;
+      if (temp > 0) {
+        // softmax(lp / T) over the allowed tokens
+        let z = 0;
+        for (let t = 0; t < V; t++) if (mask[t]) z += Math.exp((row[t]! - row[best]!) / temp);
+        const u = uniform(opts.seed ?? 0, caches[i]!.length, i) * z;
+        let acc = 0;
+        for (let t = 0; t < V; t++) {
+          if (!mask[t]) continue;
+          acc += Math.exp((row[t]! - row[best]!) / temp);
+          pick = t;
+          if (acc > u) break;
         }
-        tokens[i] = pick;
-        logprobs[i] = row[pick]!;
-        sampled[i] = pickLp;
-        await model.extend(caches[i]!, [pick]);
+        pickLp = (row[pick]! - row[best]!) / temp - Math.log(z);
       }
+      tokens[i] = pick;
+      logprobs[i] = row[pick]!;
+      sampled[i] = pickLp;
+      await model.extend(caches[i]!, [pick]);
     }
     return { tokens, logprobs, sampledLogprobs: sampled };
   };

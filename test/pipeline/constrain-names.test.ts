@@ -62,22 +62,36 @@ class Cache implements KvCache {
   dispose() {}
 }
 
-/** greedy only (the wrapper samples constrained rows itself; free rows come here) */
+/** greedy, or a draw at the temperature from a seeded generator (the seed and the cache's length) */
 function standIn(): Model {
   const m = {
     async sampleNext(caches: readonly KvCache[], opts: SampleOptions = {}): Promise<StepOutput> {
-      if ((opts.temperature ?? 1) > 0) throw new Error('stand-in: greedy only');
+      const T = opts.temperature ?? 1;
       const tokens = new Int32Array(caches.length);
       const logprobs = new Float32Array(caches.length);
+      const sampled = new Float32Array(caches.length);
       caches.forEach((c, i) => {
         const lp = table((c as Cache).tokens.at(-1)!);
         let b = 0;
         for (let t = 1; t < V; t++) if (lp[t]! > lp[b]!) b = t;
+        if (T > 0) {
+          const w = Array.from(lp, (l) => Math.exp(l / T));
+          const z = w.reduce((a, x) => a + x, 0);
+          // a 32-bit LCG step on (seed, length, row) -> [0, 1)
+          const u = ((Math.imul((opts.seed ?? 0) * 7919 + (c as Cache).tokens.length * 104729 + i * 31, 1664525) + 1013904223) >>> 0) / 4294967296;
+          let acc = 0;
+          for (let t = 0; t < V; t++) {
+            acc += w[t]! / z;
+            b = t;
+            if (acc > u) break;
+          }
+          sampled[i] = Math.log(w[b]! / z);
+        }
         tokens[i] = b;
         logprobs[i] = lp[b]!;
         (c as Cache).tokens.push(b);
       });
-      return { tokens, logprobs, sampledLogprobs: new Float32Array(caches.length) };
+      return { tokens, logprobs, sampledLogprobs: sampled };
     },
     async nextLogprobs(caches: readonly KvCache[]) {
       const out = new Float32Array(caches.length * V);
@@ -178,7 +192,10 @@ describe('constrainNames', () => {
       const t = out.tokens[0]!;
       expect([id('ab'), id('a')]).toContain(t);
       if (t === id('ab')) ab++;
-      expect(out.sampledLogprobs[0]).toBeCloseTo(Math.log(t === id('ab') ? pAb : 1 - pAb), 5);
+      // a kept draw reports the model's own sampling log-probability, a redrawn one the renormalised one
+      const own = Math.log(Math.exp(lp[t]! / T) / Array.from(lp, (l) => Math.exp(l / T)).reduce((a, x) => a + x, 0));
+      const renorm = Math.log(t === id('ab') ? pAb : 1 - pAb);
+      expect(Math.min(Math.abs(out.sampledLogprobs[0]! - own), Math.abs(out.sampledLogprobs[0]! - renorm))).toBeLessThan(1e-5);
       expect(out.logprobs[0]).toBeCloseTo(lp[t]!, 5);
       expect(c.tokens.at(-1)).toBe(t);
     }
