@@ -145,16 +145,29 @@ function vmHwm(): number {
   return m ? Number(m[1]) * 1024 : process.resourceUsage().maxRSS * 1024;
 }
 
+/** whether the loaded addon has the memory knobs (an older build, compared against, has not) */
+function hasLimits(m: NativeModel): boolean {
+  try {
+    m.memoryLimits();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** One row, in this process (the child): returns tokens/s and the engine's counters. */
 export async function runRow(spec: MemoryRowSpec, choices: MemoryPlan['choices'], quick: boolean): Promise<{ tokensPerSecond: number; enginePeak: number | null; note: string | null }> {
   const config = shapeConfig(spec.shape);
   const frozen = spec.mode === 'lora';
   let note: string | null = null;
-  // planned rows run under the plan's engine knobs (the KV pool's cap, the log-prob chunk); 'before' under the engine's defaults
-  const limits = spec.setting === 'planned' && choices.kvCacheBlocks > 0 ? { limits: { kvCacheBlocks: choices.kvCacheBlocks, logprobChunkRows: choices.logprobChunkRows } } : {};
-  const m = createModel(config, { seed: 1, device: 'cpu', recompute: choices.recompute, ...(choices.weightsDtype === 'bf16' ? { dtype: 'bf16' } : {}), ...limits } as Parameters<typeof createModel>[1]) as NativeModel;
+  const m = createModel(config, { seed: 1, device: 'cpu', recompute: choices.recompute, ...(choices.weightsDtype === 'bf16' ? { dtype: 'bf16' } : {}) } as Parameters<typeof createModel>[1]) as NativeModel;
   const wd = (m as unknown as { weightDtype?: string }).weightDtype;
   if (choices.weightsDtype === 'bf16' && wd !== 'bf16') note = 'bf16 asked; this build keeps f32 weights';
+  // planned rows run under the plan's engine knobs (the KV pool's cap, the log-prob chunk); 'before' under the engine's defaults
+  if (spec.setting === 'planned' && choices.kvCacheBlocks > 0) {
+    if (hasLimits(m)) m.setMemoryLimits({ kvCacheBlocks: choices.kvCacheBlocks, logprobChunkRows: choices.logprobChunkRows });
+    else note = (note ? note + '; ' : '') + 'this build has no setMemoryLimits: engine defaults';
+  }
   const q = quickScale(quick);
   try {
     if (frozen) m.addLora({ ...LORA, seed: 2 });

@@ -152,6 +152,7 @@ export function planRun(flags: MemoryFlags, run: RunShape): MemoryPlan {
     workloads: run.workloads,
     budget: budget.bytes,
     runtime: runtimeBytes(filesDir, run.dataFiles ?? []),
+    cacheCap: envCacheCap(),
   };
   const plan = planMemory(req);
   plan.budgetSource = budget.source;
@@ -219,13 +220,23 @@ export function planJson(p: MemoryPlan): Record<string, unknown> {
   return { ...p };
 }
 
+/** ITOOL_CPU_CACHE_MB as an earlier plan of this process set it (not the user's) */
+let capSetByPlan: string | null = null;
+
+/** The block cache cap the user set (ITOOL_CPU_CACHE_MB, kept by applyPlanEnvironment), else 'auto'. */
+function envCacheCap(): 'auto' | number {
+  const e = process.env.ITOOL_CPU_CACHE_MB;
+  return e !== undefined && e !== capSetByPlan && /^\d+$/.test(e) ? Number(e) * 2 ** 20 : 'auto';
+}
+
 /**
  * Puts the plan's allocator choice in force: the block cache cap is read by the engine at its
  * first allocation (ITOOL_CPU_CACHE_MB), so this runs before the model is loaded. A cap the user
- * set in the environment is kept.
+ * set in the environment is kept (and planned with).
  */
 export function applyPlanEnvironment(p: MemoryPlan): void {
-  if (process.env.ITOOL_CPU_CACHE_MB === undefined) process.env.ITOOL_CPU_CACHE_MB = String(Math.floor(p.choices.cacheCap / 2 ** 20));
+  const e = process.env.ITOOL_CPU_CACHE_MB;
+  if (e === undefined || e === capSetByPlan) process.env.ITOOL_CPU_CACHE_MB = capSetByPlan = String(Math.floor(p.choices.cacheCap / 2 ** 20));
 }
 
 /** The engine knobs of a plan (model.setMemoryLimits / loadModel's limits). */
@@ -361,6 +372,7 @@ export function planInference(flags: MemoryFlags, shape: InferenceShape, log: (l
     budget: budget.bytes,
     runtime: runtimeBytes(filesDir, shape.dataFiles ?? []),
     mergesAdapters,
+    cacheCap: envCacheCap(),
   };
   const plan = planMemory(req);
   plan.budgetSource = budget.source;

@@ -14,11 +14,12 @@
 //    to the plain step: (recompute ? 4/3 : 1) x (1 + 128 / micro-batch tokens) (a recomputed
 //    layer costs one more forward, a third of a step; a smaller micro-batch runs smaller GEMMs
 //    and one more pass of the LM head's weight gradient).
-// The allocator's block cache cap (ITOOL_CPU_CACHE_MB) is left at 1 GiB: the cache is counted in the
-// replay (blocks of both micro-batch lengths, see evaluate), and the blocks it does not keep are
-// unmapped at once (native/cpu/cpu_backend.cpp maps them itself; through malloc, glibc's rising
-// mmap threshold kept them resident: 3.51 GiB measured against 2.61 planned on base, full, split).
-// Then the engine's knobs: the KV pool's cap (kvCap) and the log-prob chunk's rows.
+// 3. within a combination, the allocator's block cache cap (ITOOL_CPU_CACHE_MB): 1 GiB, else 256
+//    or 64 MiB, which cost page faults only (blocks the cache does not keep are unmapped at once:
+//    native/cpu/cpu_backend.cpp maps them itself; through malloc, glibc's rising mmap threshold
+//    kept them resident, 3.51 GiB measured against 2.61 planned on base, full, split); then the
+//    log-prob chunk: the backend's rows, else 16.
+// The KV pool's cap (kvCap) takes what the budget leaves above the peak.
 // Micro-batches never change a step's result beyond f32 rounding: a step keeps its samples (or
 // pairs) and its loss normalisation; only how many of them run in one forward changes.
 import type { ModelConfig } from '../engine/model-types.js';
@@ -112,6 +113,8 @@ export interface MemoryPlan {
 }
 
 export const DEFAULT_CACHE_CAP = 1024 * 2 ** 20;
+/** the block cache caps the plan tries, the default first */
+const CACHE_CAPS = [DEFAULT_CACHE_CAP, 256 * 2 ** 20, 64 * 2 ** 20];
 /** the log-prob chunk's rows the plan tries: the backend's choice (0), then the least */
 const LOGPROB_ROWS = [0, 16];
 const MIN_MICRO = 128;
@@ -279,10 +282,9 @@ export function planMemory(r: PlanRequest, withAdvice = true): MemoryPlan {
   }
   const recomputes = r.recompute === 'auto' ? [false, true] : [r.recompute];
   const micros = training ? microCandidates(r) : [0];
-  // the block cache's cap is not chosen: a smaller one costs page faults and was measured to save
-  // little while malloc held the freed blocks (base, full, 2048-token micro-batches: 3.99 GiB
-  // resident with 256 MiB, 4.33 with 1 GiB); the blocks are now unmapped when the cache lets go
-  const caps = r.cacheCap === 'auto' || r.cacheCap === undefined ? [DEFAULT_CACHE_CAP] : [r.cacheCap];
+  // the block cache's cap: the blocks it does not keep are unmapped at once, so a smaller cap lowers
+  // the resident peak by what the cache held of the other lengths' blocks, for page faults
+  const caps = r.cacheCap === 'auto' || r.cacheCap === undefined ? CACHE_CAPS : [r.cacheCap];
   const eff = (micro: number): number => (micro > 0 ? micro : r.batchTokens);
   const combos: Array<{ rc: boolean; micro: number }> = [];
   for (const rc of training ? recomputes : [false]) for (const micro of micros) combos.push({ rc, micro });
