@@ -27,10 +27,13 @@ describe('the block cache cap in the plan', () => {
   it('a budget that the 1 GiB cache does not fit in the cheapest combination takes a smaller cap before a dearer combination', () => {
     const auto = planMemory(req());
     const fixed = planMemory(req({ cacheCap: DEFAULT_CACHE_CAP }));
-    expect(auto.fits && fixed.fits).toBe(true);
+    expect(auto.fits).toBe(true);
     expect(auto.choices.cacheCap).toBeLessThan(DEFAULT_CACHE_CAP);
     expect(auto.choices.reasons.join('\n')).toMatch(new RegExp(`allocator block cache capped at ${auto.choices.cacheCap / 2 ** 20} MiB`));
-    expect(stepCost(auto.choices.recompute, auto.choices.microTokens || 4096)).toBeLessThan(stepCost(fixed.choices.recompute, fixed.choices.microTokens || 4096));
+    // with the 1 GiB cache nothing fits, or only a dearer combination does
+    if (fixed.fits) expect(stepCost(auto.choices.recompute, auto.choices.microTokens || 4096)).toBeLessThan(stepCost(fixed.choices.recompute, fixed.choices.microTokens || 4096));
+    // a split step is counted with the block cache full: the peak holds at least the engine's live peak and the cap
+    expect(auto.peak).toBeGreaterThanOrEqual(auto.enginePeakLive + auto.choices.cacheCap + RUNTIME_BASE);
     expect(auto.peak).toBeLessThanOrEqual(2.08e9);
     // a roomy budget keeps the default cap
     expect(planMemory(req({ budget: 64e9 })).choices.cacheCap).toBe(DEFAULT_CACHE_CAP);
