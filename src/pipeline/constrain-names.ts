@@ -15,7 +15,8 @@
 // batched call; only a row that drew a forbidden token is undone and drawn again from the allowed
 // tokens (log-probabilities, one extend per such row), which gives the same distribution and
 // keeps the decode batched. sampledLogprobs: under the model's own sampling distribution for a
-// row that kept its draw, under the renormalised one for a row drawn again.
+// row that kept its draw, under the renormalised one for a row drawn again. With a repetition
+// penalty (the reference preset's search) a forbidden draw is redrawn by the model's sampler.
 import type { Generation, GenerateOptions, KvCache, Model, SampleOptions, StepOutput } from '../engine/model-types.js';
 
 export interface ConstrainNamesOptions {
@@ -123,8 +124,7 @@ export function constrainNames(model: Model, o: ConstrainNamesOptions): Model {
 
   const sampleNext = async (caches: readonly KvCache[], opts: SampleOptions = {}): Promise<StepOutput> => {
     const masks = caches.map(maskFor);
-    if (masks.some((m) => m) && ((opts.repetitionPenalty ?? 1) !== 1 || (opts.topK ?? 0) > 0 || (opts.topP ?? 1) < 1))
-      throw new Error('constrainNames: a constrained name is sampled at a temperature only (no repetition penalty, top-k or top-p)');
+    if (masks.some((m) => m) && ((opts.topK ?? 0) > 0 || (opts.topP ?? 1) < 1)) throw new Error('constrainNames: a constrained name is sampled at a temperature only (no top-k or top-p)');
     // every row draws from the model as it is (one batched call); a constrained row whose draw is
     // allowed keeps it: conditioned on being allowed, that draw already follows the model's
     // distribution renormalised over the allowed tokens
@@ -134,7 +134,26 @@ export function constrainNames(model: Model, o: ConstrainNamesOptions): Model {
     const sampled = Float32Array.from(out.sampledLogprobs);
     // a row that drew a forbidden token: undo it and draw from the allowed ones (with the first
     // draw, each allowed token comes out with probability p(t) + (1 - A) p(t) / A = p(t) / A)
-    const redo = caches.map((_, i) => i).filter((i) => masks[i] && !masks[i]![tokens[i]!]);
+    let redo = caches.map((_, i) => i).filter((i) => masks[i] && !masks[i]![tokens[i]!]);
+    // with a repetition penalty the renormalised distribution needs the penalised logits, which
+    // only the model's sampler has: draw again from it (each draw advances the row's counter)
+    // until the token is allowed, which is exact; a row still forbidden after 32 draws (or any
+    // greedy row) falls back to the allowed tokens' log-probabilities without the penalty
+    if ((opts.repetitionPenalty ?? 1) !== 1 && (opts.temperature ?? 1) > 0) {
+      for (let k = 0; k < 32 && redo.length > 0; k++) {
+        for (const i of redo) caches[i]!.truncate(caches[i]!.length - 1);
+        const again = await model.sampleNext(
+          redo.map((i) => caches[i]!),
+          opts,
+        );
+        redo.forEach((i, j) => {
+          tokens[i] = again.tokens[j]!;
+          logprobs[i] = again.logprobs[j]!;
+          sampled[i] = again.sampledLogprobs[j]!;
+        });
+        redo = redo.filter((i) => !masks[i]![tokens[i]!]);
+      }
+    }
     if (redo.length === 0) return { tokens, logprobs, sampledLogprobs: sampled };
     for (const i of redo) caches[i]!.truncate(caches[i]!.length - 1);
     const V = o.vocabSize;
@@ -212,7 +231,6 @@ export function constrainNames(model: Model, o: ConstrainNamesOptions): Model {
     get(target, prop) {
       if (prop === 'sampleNext') return sampleNext;
       if (prop === 'generate') return generate;
-      if (prop === 'supportsRepetitionPenalty') return false;
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

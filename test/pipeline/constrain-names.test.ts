@@ -203,7 +203,7 @@ describe('constrainNames', () => {
     expect(Math.abs(ab / N - pAb)).toBeLessThan(4 * sd);
   });
 
-  it('a stop callback truncates the row; a repetition penalty on a constrained row is refused', async () => {
+  it('a stop callback truncates the row; top-k on a constrained row is refused; the model keeps its repetition penalty', async () => {
     const { opts } = withPrompt(['abc']);
     const m = constrainNames(standIn(), opts);
     const c = new Cache([...start]);
@@ -211,8 +211,18 @@ describe('constrainNames', () => {
     expect(decode(g[0]!.tokens)).toBe('\n{"');
     expect(c.tokens.length).toBe(start.length + 2);
     const at = new Cache([-1, id('<tool_call>'), id('\n'), id('{"'), id('name'), id('":'), id(' "')]);
-    await expect(m.sampleNext([at], { temperature: 1, repetitionPenalty: 1.2 })).rejects.toThrow(/repetition penalty/);
-    expect((m as unknown as { supportsRepetitionPenalty: boolean }).supportsRepetitionPenalty).toBe(false);
+    await expect(m.sampleNext([at], { temperature: 1, topK: 5 })).rejects.toThrow(/top-k/);
+    // the stand-in has no penalty flag; a model's own flag passes through the wrapper
+    expect((m as unknown as { supportsRepetitionPenalty?: boolean }).supportsRepetitionPenalty).toBeUndefined();
+    const flagged = constrainNames(Object.assign(standIn(), { supportsRepetitionPenalty: true }), opts);
+    expect((flagged as unknown as { supportsRepetitionPenalty: boolean }).supportsRepetitionPenalty).toBe(true);
+    // with a penalty (ignored by the stand-in's sampler) a forbidden draw is redrawn by the model until allowed
+    for (let s = 0; s < 200; s++) {
+      const c = new Cache([-1, id('<tool_call>'), id('\n'), id('{"'), id('name'), id('":'), id(' "')]);
+      const out = await m.sampleNext([c], { temperature: 1, seed: s, repetitionPenalty: 1.3 });
+      expect([id('ab'), id('a')]).toContain(out.tokens[0]);
+      expect(c.tokens.length).toBe(8);
+    }
     expect(m.numParameters).toBe(7);
   });
 });
