@@ -16,25 +16,13 @@ import { planInference } from '../../src/train/plan-cli.js';
 import { forward64, logprobs64 } from '../reference/model64.js';
 import { itool } from '../helpers/cli.js';
 import { tinyModelDir } from '../native/train-helpers.js';
+import { bf16 } from '../native/model-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'itool-plan-inference-'));
 const f32Dir = join(root, 'f32');
 const bf16Dir = join(root, 'bf16');
 const dataFile = join(root, 'data.jsonl');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/** f32 -> bf16 -> f32, round to nearest even on the 16 dropped bits (finite inputs) */
-function bf16(x: ArrayLike<number>): Float32Array {
-  const f = Float32Array.from(x as ArrayLike<number>);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < u.length; i++) {
-    const v = u[i]!;
-    const low = v & 0xffff, keep = v >>> 16;
-    const up = low > 0x8000 || (low === 0x8000 && (keep & 1) === 1) ? 1 : 0;
-    u[i] = ((keep + up) << 16) >>> 0;
-  }
-  return f;
-}
 
 let cfg: ModelConfig;
 let weights: Map<string, Float32Array>;

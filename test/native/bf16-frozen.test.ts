@@ -11,23 +11,10 @@ import { createModel, loadModel, readSafetensors, tinyConfig, writeSafetensors, 
 import type { Architecture, ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
 import { forward64, logprobs64 } from '../reference/model64.js';
 import { rng } from '../helpers/native.js';
-import { loraOf, loss64, maxRel, weightsOf } from './model-helpers.js';
+import { bf16, loraOf, loss64, maxRel, weightsOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'itool-bf16-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** f32 -> bf16 -> f32, round to nearest even on the 16 dropped bits (finite inputs) */
-function bf16(x: ArrayLike<number>): Float32Array {
-  const f = Float32Array.from(x as ArrayLike<number>);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < u.length; i++) {
-    const v = u[i]!;
-    const low = v & 0xffff, keep = v >>> 16;
-    const up = low > 0x8000 || (low === 0x8000 && (keep & 1) === 1) ? 1 : 0;
-    u[i] = ((keep + up) << 16) >>> 0;
-  }
-  return f;
-}
 
 const ARCHS: Array<[Architecture, Partial<ModelConfig>]> = [
   ['LlamaForCausalLM', { ropeScaling: { ropeType: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 }, ropeTheta: 500000 }],

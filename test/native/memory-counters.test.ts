@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allocatorStats, createModel, info, loadModel, resetAllocatorPeak, tinyConfig } from '../../src/engine/index.js';
-import type { ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
-import { rng } from '../helpers/native.js';
+import type { ModelConfig } from '../../src/engine/model-types.js';
+import { batchOf } from './model-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'itool-mem-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -51,19 +51,6 @@ function allocSize(bytes: number): number {
   const hi = 2 ** Math.floor(Math.log2(rounded));
   const step = Math.max(64, hi / 4);
   return Math.ceil(rounded / step) * step;
-}
-
-function batchOf(c: ModelConfig, lens: number[], seed: number): PackedBatch {
-  const r = rng(seed);
-  const tokens: number[] = [], targets: number[] = [], cu = [0];
-  for (const n of lens) {
-    for (let i = 0; i < n; i++) {
-      tokens.push(Math.floor(r() * c.vocabSize));
-      targets.push(Math.floor(r() * c.vocabSize));
-    }
-    cu.push(tokens.length);
-  }
-  return { tokens: Int32Array.from(tokens), targets: Int32Array.from(targets), cuSeqlens: Int32Array.from(cu) };
 }
 
 describe('model.memory()', () => {

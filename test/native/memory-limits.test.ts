@@ -5,23 +5,8 @@
 // changes the scratch, not the log-probabilities (float64 reference) or the gradients.
 import { describe, expect, it } from 'vitest';
 import { allocatorStats, createModel, resetAllocatorPeak, tinyConfig } from '../../src/engine/index.js';
-import type { ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
 import { forward64, logprobs64 } from '../reference/model64.js';
-import { rng } from '../helpers/native.js';
-import { maxRel } from './model-helpers.js';
-
-function batchOf(c: ModelConfig, lens: number[], seed: number): PackedBatch {
-  const r = rng(seed);
-  const tokens: number[] = [], targets: number[] = [], cu = [0];
-  for (const n of lens) {
-    for (let i = 0; i < n; i++) {
-      tokens.push(Math.floor(r() * c.vocabSize));
-      targets.push(Math.floor(r() * c.vocabSize));
-    }
-    cu.push(tokens.length);
-  }
-  return { tokens: Int32Array.from(tokens), targets: Int32Array.from(targets), cuSeqlens: Int32Array.from(cu) };
-}
+import { batchOf, maxRel } from './model-helpers.js';
 
 describe('KV pool cap (kvCacheBlocks)', () => {
   const cfg = tinyConfig('LlamaForCausalLM');

@@ -4,6 +4,7 @@
 import type { NativeModel } from '../../src/engine/index.js';
 import type { ModelConfig, PackedBatch } from '../../src/engine/model-types.js';
 import { forward64, logprobs64, type Lora64 } from '../reference/model64.js';
+import { rng } from '../helpers/native.js';
 
 /** max |a - b| over max |b| */
 export function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -45,4 +46,31 @@ export function loss64(cfg: ModelConfig, w: Map<string, Float64Array>, b: Packed
   let s = 0;
   for (let i = 0; i < lp.length; i++) s += dl[i]! * lp[i]!;
   return s;
+}
+
+/** f32 -> bf16 -> f32, round to nearest even on the 16 dropped bits (finite inputs) */
+export function bf16(x: ArrayLike<number>): Float32Array {
+  const f = Float32Array.from(x as ArrayLike<number>);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < u.length; i++) {
+    const v = u[i]!;
+    const low = v & 0xffff, keep = v >>> 16;
+    const up = low > 0x8000 || (low === 0x8000 && (keep & 1) === 1) ? 1 : 0;
+    u[i] = ((keep + up) << 16) >>> 0;
+  }
+  return f;
+}
+
+/** a packed batch of random tokens and targets, one sequence per entry of lens */
+export function batchOf(c: ModelConfig, lens: number[], seed: number): PackedBatch {
+  const r = rng(seed);
+  const tokens: number[] = [], targets: number[] = [], cu = [0];
+  for (const n of lens) {
+    for (let i = 0; i < n; i++) {
+      tokens.push(Math.floor(r() * c.vocabSize));
+      targets.push(Math.floor(r() * c.vocabSize));
+    }
+    cu.push(tokens.length);
+  }
+  return { tokens: Int32Array.from(tokens), targets: Int32Array.from(targets), cuSeqlens: Int32Array.from(cu) };
 }
