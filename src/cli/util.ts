@@ -4,6 +4,8 @@ import { existsSync } from 'node:fs';
 import { loadWithAdapter, modelFilesDir } from '../engine/adapter.js';
 import type { DeviceRequest } from '../engine/engine.js';
 import type { NativeModel } from '../engine/model.js';
+import { planLimits } from '../train/plan-cli.js';
+import type { MemoryPlan } from '../train/plan.js';
 
 /** Exit code 2: a command whose issue has not landed yet. */
 export function notYet(program: Command, name: string, summary: string, issue: number): void {
@@ -74,12 +76,13 @@ export function adapterOption(cmd: Command): Command {
 
 /**
  * The model of a command: --model (a model or an adapter directory) with --adapter on it; the
- * tokenizer and config files come from the base model directory. dtype: the base weights' storage
- * dtype (the memory plan's choice; default f32).
+ * tokenizer and config files come from the base model directory. plan: the memory plan's choices
+ * the model is loaded with (the base weights' storage dtype and the engine knobs; none: f32 and
+ * the engine's defaults).
  */
-export async function openModel(o: { model: string; adapter?: string; device?: string; dtype?: 'f32' | 'bf16' }): Promise<{ model: NativeModel; filesDir: string }> {
+export async function openModel(o: { model: string; adapter?: string; device?: string; plan?: MemoryPlan | null }): Promise<{ model: NativeModel; filesDir: string }> {
   if (!existsSync(o.model)) throw new Error(`--model ${o.model}: no such directory`);
   const filesDir = modelFilesDir(o.model);
-  const { model } = await loadWithAdapter(o.model, { device: (o.device ?? 'auto') as DeviceRequest, ...(o.adapter !== undefined ? { adapter: o.adapter } : {}), ...(o.dtype ? { dtype: o.dtype } : {}) });
+  const { model } = await loadWithAdapter(o.model, { device: (o.device ?? 'auto') as DeviceRequest, ...(o.adapter !== undefined ? { adapter: o.adapter } : {}), ...(o.plan ? { dtype: o.plan.choices.weightsDtype, limits: planLimits(o.plan) } : {}) });
   return { model, filesDir };
 }

@@ -10,7 +10,7 @@ import { writeJsonl } from '../../data/io.js';
 import { formatReport, scorePredictions, type ScoreRun } from '../../toolcall/score.js';
 import { checkerCategory, isIrrelevance } from '../../toolcall/checker.js';
 import { modelFilesDir } from '../../engine/adapter.js';
-import { inferenceMemoryOptions, planInference, planLimits } from '../../train/plan-cli.js';
+import { inferenceMemoryOptions, planInference } from '../../train/plan-cli.js';
 import { adapterOption, fail, openModel, parseIntOption } from '../util.js';
 
 interface EvalOptions {
@@ -152,8 +152,7 @@ async function generateAnswers(dir: string, samples: readonly Sample[], opts: Ev
     { what: 'itool eval', modelDir: dir, ...(opts.adapter !== undefined ? { adapter: opts.adapter } : {}), device: opts.device, generate: { sequences: Math.min(batch, samples.length), promptTokens: Math.max(1, ...prompts.map((p) => p.length)), newTokens: maxTokens }, dataFiles: opts.data ?? [] },
     (l) => process.stderr.write(l + '\n'),
   );
-  const { model } = await openModel({ model: dir, adapter: opts.adapter, device: opts.device, ...(plan ? { dtype: plan.choices.weightsDtype } : {}) });
-  if (plan) model.setMemoryLimits(planLimits(plan));
+  const { model } = await openModel({ model: dir, adapter: opts.adapter, device: opts.device, plan });
   const out = new Map<string, string>();
   const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'generating {bar} {value}/{total} samples', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(samples.length, 0);

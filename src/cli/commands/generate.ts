@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import type { ToolSchema } from '../../data/sample.js';
 import { modelFilesDir } from '../../engine/adapter.js';
-import { inferenceMemoryOptions, planInference, planLimits } from '../../train/plan-cli.js';
+import { inferenceMemoryOptions, planInference } from '../../train/plan-cli.js';
 import { adapterOption, fail, openModel, parseFloatOption, parseIntOption } from '../util.js';
 
 export interface GenerateCliOptions {
@@ -76,8 +76,7 @@ export async function runGenerate(opts: GenerateCliOptions, log: (line: string) 
   }
   if (ids.length === 0) throw new Error('the prompt encodes to no tokens');
   const plan = planInference(opts, { what: 'itool generate', modelDir: opts.model, ...(opts.adapter !== undefined ? { adapter: opts.adapter } : {}), device: opts.device, generate: { sequences: 1, promptTokens: ids.length, newTokens: opts.maxTokens ?? 256 } }, log);
-  const { model } = await openModel({ ...opts, ...(plan ? { dtype: plan.choices.weightsDtype } : {}) });
-  if (plan) model.setMemoryLimits(planLimits(plan));
+  const { model } = await openModel({ ...opts, plan });
   try {
     const stops = new Set<number>([...tok.turnEndIds, ...model.config.eosTokenId]);
     const t0 = performance.now();

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { modelFilesDir } from '../../engine/adapter.js';
-import { inferenceMemoryOptions, planInference, planLimits } from '../../train/plan-cli.js';
+import { inferenceMemoryOptions, planInference } from '../../train/plan-cli.js';
 import { adapterOption, fail, openModel } from '../util.js';
 
 export interface ScoreOptions {
@@ -61,8 +61,7 @@ export async function runScore(opts: ScoreOptions, log: (line: string) => void =
   }
   if (ids.length < 2) throw new Error(`need at least 2 tokens to score, got ${ids.length}`);
   const plan = planInference(opts, { what: 'itool score', modelDir: opts.model, ...(opts.adapter !== undefined ? { adapter: opts.adapter } : {}), device: opts.device, scoring: { tokens: ids.length } }, log);
-  const { model } = await openModel({ ...opts, ...(plan ? { dtype: plan.choices.weightsDtype } : {}) });
-  if (plan) model.setMemoryLimits(planLimits(plan));
+  const { model } = await openModel({ ...opts, plan });
   try {
     const V = model.config.vocabSize;
     for (const id of ids) if (id >= V) throw new Error(`token id ${id} is outside the model's vocabulary [0, ${V})`);
