@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { checkConfig, parseHfConfig, toHfConfig } from './config.js';
+import { decodeRows } from './decode.js';
 import { resolveDevice, type DeviceRequest } from './engine.js';
 import type {
   ForwardOptions,
@@ -254,44 +255,7 @@ class NativeModelImpl implements Model {
   async generate(caches: readonly KvCache[], opts: GenerateOptions): Promise<Generation[]> {
     if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${opts.maxTokens}`);
     this.ids(caches, 'generate');
-    const stops = new Set(opts.stopTokens ?? []);
-    const out: Generation[] = caches.map(() => ({ tokens: [], logprobs: [], finishReason: 'length' }));
-    const done = caches.map(() => opts.maxTokens === 0);
-    for (let t = 0; t < opts.maxTokens; t++) {
-      const active: number[] = [];
-      for (let i = 0; i < caches.length; i++) if (!done[i]) active.push(i);
-      if (active.length === 0) break;
-      const r = await this.sampleNext(
-        active.map((i) => caches[i]!),
-        { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed },
-      );
-      active.forEach((i, j) => {
-        const g = out[i]!;
-        const tok = r.tokens[j]!;
-        g.tokens.push(tok);
-        g.logprobs.push(r.logprobs[j]!);
-        if (stops.has(tok)) {
-          g.finishReason = 'stop';
-          done[i] = true;
-          return;
-        }
-        if (opts.stop) {
-          const n = opts.stop(i, g.tokens);
-          if (n !== undefined) {
-            const keep = Math.max(0, Math.min(g.tokens.length, Math.floor(n)));
-            const drop = g.tokens.length - keep;
-            g.tokens.length = keep;
-            g.logprobs.length = keep;
-            if (drop > 0) caches[i]!.truncate(caches[i]!.length - drop);
-            g.finishReason = 'stop';
-            done[i] = true;
-            return;
-          }
-        }
-        if (g.tokens.length >= opts.maxTokens) done[i] = true;
-      });
-    }
-    return out;
+    return decodeRows(caches, opts, (active) => this.sampleNext(active, { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed }));
   }
 
   /** Adds a fresh LoRA adapter (B = 0, so the model's outputs are unchanged). */

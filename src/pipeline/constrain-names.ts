@@ -17,6 +17,7 @@
 // keeps the decode batched. sampledLogprobs: under the model's own sampling distribution for a
 // row that kept its draw, under the renormalised one for a row drawn again. With a repetition
 // penalty (the reference preset's search) a forbidden draw is redrawn by the model's sampler.
+import { decodeRows } from '../engine/decode.js';
 import type { Generation, GenerateOptions, KvCache, Model, SampleOptions, StepOutput } from '../engine/model-types.js';
 
 export interface ConstrainNamesOptions {
@@ -189,42 +190,9 @@ export function constrainNames(model: Model, o: ConstrainNamesOptions): Model {
     return { tokens, logprobs, sampledLogprobs: sampled };
   };
 
-  const generate = async (caches: readonly KvCache[], opts: GenerateOptions): Promise<Generation[]> => {
-    const stops = new Set(opts.stopTokens ?? []);
-    const rows = caches.map(() => ({ tokens: [] as number[], logprobs: [] as number[], done: false, finishReason: 'length' as 'stop' | 'length' }));
-    const { maxTokens, stopTokens: _s, stop, ...sample } = opts;
-    if (maxTokens < 1) return rows.map(({ tokens, logprobs, finishReason }) => ({ tokens, logprobs, finishReason }));
-    for (;;) {
-      const active = rows.map((r, i) => i).filter((i) => !rows[i]!.done);
-      if (active.length === 0) break;
-      const out = await sampleNext(
-        active.map((i) => caches[i]!),
-        sample,
-      );
-      active.forEach((i, j) => {
-        const r = rows[i]!;
-        const t = out.tokens[j]!;
-        r.tokens.push(t);
-        r.logprobs.push(out.logprobs[j]!);
-        if (stops.has(t)) {
-          r.done = true;
-          r.finishReason = 'stop';
-          return;
-        }
-        const n = stop?.(i, r.tokens);
-        if (n !== undefined) {
-          const drop = r.tokens.length - n;
-          if (drop > 0) caches[i]!.truncate(caches[i]!.length - drop);
-          r.tokens.length = n;
-          r.logprobs.length = n;
-          r.done = true;
-          r.finishReason = 'stop';
-          return;
-        }
-        if (r.tokens.length >= maxTokens) r.done = true;
-      });
-    }
-    return rows.map(({ tokens, logprobs, finishReason }) => ({ tokens, logprobs, finishReason }));
+  const generate = (caches: readonly KvCache[], opts: GenerateOptions): Promise<Generation[]> => {
+    const { maxTokens: _m, stopTokens: _s, stop: _f, ...sample } = opts;
+    return decodeRows(caches, opts, (active) => sampleNext(active, sample));
   };
 
   return new Proxy(model, {
