@@ -17,6 +17,7 @@ const TOP: Record<string, string> = {
   selectRatio: 'fraction of the training answers kept as the hardest by perplexity, in (0, 1]',
   perplexityScope: "the tokens the selection's perplexity is taken over: 'answer' (the last assistant turn) or 'assistant' (every assistant turn of the sample, as the authors' scripts/cal_ppl.py); the same for one-turn samples",
   maxSelected: 'cap on the answers searched per iteration (0: none)',
+  selectStrata: "what the hardest selectRatio is taken of: 'call' (the answers with a tool call and those without, each) or 'category' (those two within each category of the data)",
   warmup: 'run the warm-up SFT (false: the model given is already warmed up)',
   baseline: 'also train the equal-compute SFT baseline from the warm-up model',
   balanceDecisionPairs: 'balance root-level call vs. no-call pairs (at most as many reject the no-call answer as choose it)',
@@ -27,7 +28,7 @@ const TOP: Record<string, string> = {
   maxPairs: 'at most this many pairs per iteration, a seeded random subset (0: all)',
   lora: 'train a LoRA adapter instead of every weight: {rank, alpha, targets, merge, warmup}; null: full fine-tuning',
 };
-const OPTIONAL_DEFAULTS: Record<string, unknown> = { preset: 'itool', perplexityScope: 'answer', balanceDecisionPairs: false, recompute: false, dtype: 'f32', maxPairs: 0, lora: null };
+const OPTIONAL_DEFAULTS: Record<string, unknown> = { preset: 'itool', perplexityScope: 'answer', selectStrata: 'call', balanceDecisionPairs: false, recompute: false, dtype: 'f32', maxPairs: 0, lora: null };
 
 const LORA: Record<string, [unknown, string]> = {
   rank: [null, 'adapter rank r, an integer in [1, 4096] (required when lora is set)'],

@@ -5,6 +5,7 @@ import type { PairOptions } from '../search/pairs.js';
 import type { PreferenceOptions, SftOptions } from '../train/options.js';
 import { checkLora } from '../engine/adapter.js';
 import { PERPLEXITY_SCOPES, type PerplexityScope } from '../train/perplexity.js';
+import type { SelectStrata } from './select.js';
 
 export interface SearchConfig extends PairOptions {
   numActions: number;
@@ -57,6 +58,12 @@ export interface PipelineConfig {
   perplexityScope?: PerplexityScope;
   /** cap on selected samples per iteration (0: none) */
   maxSelected: number;
+  /**
+   * what the hardest `selectRatio` is taken of: 'call' (absent: the samples with a tool call
+   * and those without, each) or 'category' (those two within each category: every kind of
+   * sample gets its share of the selection)
+   */
+  selectStrata?: SelectStrata;
   /** run the warm-up SFT (false: the model given is already warmed up) */
   warmup: boolean;
   sft: Partial<SftOptions>;
@@ -328,6 +335,7 @@ export function checkConfig(c: PipelineConfig): PipelineConfig {
   if (c.search.repetitionPenalty !== undefined) range(c.search.repetitionPenalty, 'search.repetitionPenalty', 1e-3, 100);
   if (c.maxPairs !== undefined) int(c.maxPairs, 'maxPairs', 0);
   oneOf(c.perplexityScope, 'perplexityScope', PERPLEXITY_SCOPES);
+  oneOf(c.selectStrata, 'selectStrata', ['call', 'category']);
   if (c.preset !== undefined) presetOf(c.preset);
   if (c.search.stepPattern !== null) {
     try {

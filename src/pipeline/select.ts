@@ -8,25 +8,48 @@ export function hasToolCall(s: Sample): boolean {
   return !expectsNoCall(s);
 }
 
+/** how the selection splits the samples before it takes the hardest of each part */
+export type SelectStrata = 'call' | 'category';
+
 /**
- * Indices of the hardest `ratio` of each stratum (tool call / no call), highest
- * perplexity first within a stratum (ties: lower index first); at least one sample of a
- * non-empty stratum. `max` > 0 caps the total, split in proportion to the strata.
+ * Indices of the hardest `ratio` of each stratum, highest perplexity first within a stratum
+ * (ties: lower index first); at least one sample of a non-empty stratum. The strata are the
+ * samples with and without a tool call ('call', the default), or those two within each
+ * category ('category': every kind of sample gets its share, instead of the kind whose answers
+ * read hardest taking most of the selection). `max` > 0 caps the total, split in proportion
+ * to the strata (largest remainders; at least one each while the cap allows).
  */
-export function selectHardest(samples: readonly Sample[], perplexity: readonly number[], ratio: number, max = 0): number[] {
+export function selectHardest(samples: readonly Sample[], perplexity: readonly number[], ratio: number, max = 0, strata: SelectStrata = 'call'): number[] {
   if (perplexity.length !== samples.length) throw new Error(`selectHardest: ${perplexity.length} perplexities for ${samples.length} samples`);
-  const strata: number[][] = [[], []];
-  samples.forEach((s, i) => strata[hasToolCall(s) ? 0 : 1].push(i));
-  let quota = strata.map((st) => (st.length ? Math.max(1, Math.ceil(ratio * st.length)) : 0));
-  const total = quota[0] + quota[1];
+  const groups = new Map<string, number[]>();
+  samples.forEach((s, i) => {
+    const k = (hasToolCall(s) ? 'call' : 'none') + (strata === 'category' ? `/${s.category ?? ''}` : '');
+    const g = groups.get(k);
+    if (g) g.push(i);
+    else groups.set(k, [i]);
+  });
+  // strata in a fixed order (call before no call, then by category name)
+  const st = [...groups.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  let quota = st.map((g) => Math.max(1, Math.ceil(ratio * g.length)));
+  const total = quota.reduce((a, b) => a + b, 0);
   if (max > 0 && total > max) {
-    quota = quota.map((q) => (q ? Math.max(1, Math.round((q * max) / total)) : 0));
-    while (quota[0] + quota[1] > max) quota[quota[0] >= quota[1] ? 0 : 1]--;
+    const exact = quota.map((q) => (q * max) / total);
+    quota = exact.map((x) => Math.max(1, Math.floor(x)));
+    // hand out what is left by the largest remainders, then take back from the largest quotas
+    let left = max - quota.reduce((a, b) => a + b, 0);
+    const byRemainder = exact.map((x, k) => k).sort((a, b) => exact[b] - Math.floor(exact[b]) - (exact[a] - Math.floor(exact[a])) || a - b);
+    for (let j = 0; left > 0 && j < byRemainder.length; j++, left--) quota[byRemainder[j]]++;
+    while (left < 0) {
+      let k = 0;
+      for (let j = 1; j < quota.length; j++) if (quota[j] > quota[k]) k = j;
+      quota[k]--;
+      left++;
+    }
   }
   const key = (i: number) => (Number.isFinite(perplexity[i]) ? perplexity[i] : Infinity);
   const out: number[] = [];
-  strata.forEach((st, k) => {
-    const sorted = st.slice().sort((a, b) => key(b) - key(a) || a - b);
+  st.forEach((g, k) => {
+    const sorted = g.slice().sort((a, b) => key(b) - key(a) || a - b);
     out.push(...sorted.slice(0, quota[k]));
   });
   return out.sort((a, b) => a - b);

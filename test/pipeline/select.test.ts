@@ -71,3 +71,34 @@ describe('balanceDecisionPairs', () => {
     expect(balanceDecisionPairs(pairs, prose).map((p) => p.id)).toEqual(['e']);
   });
 });
+
+describe('deficiency selection by category', () => {
+  // 12 simple calls (perplexity 10..21), 4 parallel calls (1..4), 4 irrelevance answers without a call (0.5..2)
+  const mkc = (id: number, category: string, call: boolean): Sample => ({ ...mk(id, call), category });
+  const samples = [
+    ...Array.from({ length: 12 }, (_, i) => mkc(i, 'simple', true)),
+    ...Array.from({ length: 4 }, (_, i) => mkc(12 + i, 'parallel', true)),
+    ...Array.from({ length: 4 }, (_, i) => mkc(16 + i, 'irrelevance', false)),
+  ];
+  const ppl = samples.map((_, i) => (i < 12 ? 10 + i : i < 16 ? i - 11 : (i - 15) * 0.5));
+
+  it("'call' lets the category that reads hardest take the calls' share; 'category' gives each its own", () => {
+    // calls: ceil(0.25·16) = 4, all simple (the highest perplexities); no call: ceil(0.25·4) = 1
+    expect(selectHardest(samples, ppl, 0.25, 0, 'call')).toEqual([8, 9, 10, 11, 19]);
+    // simple ceil(3) = 3 (s9..s11), parallel ceil(1) = 1 (s15), irrelevance 1 (s19)
+    expect(selectHardest(samples, ppl, 0.25, 0, 'category')).toEqual([9, 10, 11, 15, 19]);
+  });
+
+  it('a cap splits the strata by the largest remainders and keeps one of each', () => {
+    // quotas 3 (simple), 1 (parallel), 1 (irrelevance) scaled by 4/5: 2.4, 0.8, 0.8 -> 2, 1, 1
+    expect(selectHardest(samples, ppl, 0.25, 4, 'category')).toEqual([10, 11, 15, 19]);
+    // ratio 0.5: 6, 2, 2 over 10, cap 5 -> 3, 1, 1
+    expect(selectHardest(samples, ppl, 0.5, 5, 'category')).toEqual([9, 10, 11, 15, 19]);
+    for (const max of [1, 2, 3]) expect(selectHardest(samples, ppl, 0.5, max, 'category').length).toBe(max);
+  });
+
+  it('the config refuses an unknown strata name', () => {
+    expect(() => checkConfig(mergeConfig(DEFAULT_PIPELINE, { selectStrata: 'topic' }))).toThrow(/selectStrata' must be 'call' or 'category', got "topic"/);
+    expect(checkConfig(mergeConfig(DEFAULT_PIPELINE, { selectStrata: 'category' })).selectStrata).toBe('category');
+  });
+});
