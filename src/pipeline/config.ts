@@ -195,6 +195,9 @@ export const PRESETS: Record<PresetName, Preset> = {
       iterations: 1,
       selectRatio: 0.3,
       perplexityScope: 'assistant',
+      // the authors rank every sample together; 'call' is the nearest (the project's split of
+      // answers with and without a call), and keeps a sized config's 'category' out of the preset
+      selectStrata: 'call',
       maxPairs: 4000,
       balanceDecisionPairs: false,
       preference: { loss: 'simpo', beta: 2.5, gamma: 0.5, lr: 1e-6, epochs: 2, schedule: 'cosine', warmupRatio: 0.1 },
