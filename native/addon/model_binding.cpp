@@ -236,6 +236,12 @@ Napi::Value make_model_object(Napi::Env env, std::shared_ptr<Model> model) {
     return info.Env().Undefined();
   });
 
+  method(env, o, h, "resetOptimizer", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
+    std::lock_guard<std::mutex> g(m->mutex());
+    m->reset_optimizer();
+    return info.Env().Undefined();
+  });
+
   method(env, o, h, "step", [](const Napi::CallbackInfo& info, const std::shared_ptr<Model>& m) -> Napi::Value {
     const char* fn = "model.step";
     Napi::Object a = object_arg(info, 0, fn);

@@ -167,6 +167,9 @@ class Model {
   void backward(const float* dlogp);  // host [T]; nullptr: the dlogp_ahead of the forward
   void backward_checked(const float* dlogp, int64_t n);  // checks n == T of the saved forward (dlogp may be null)
   void zero_grad();
+  // a new training phase: AdamW moments released (zeroed when the next step allocates them)
+  // and the step counter at 0, as in a model just loaded; checkpoints restore theirs after it
+  void reset_optimizer();
   StepInfo step(const OptimOptions& o);
   void save_training_state(const std::string& path) const;
   void load_training_state(const std::string& path);

@@ -149,6 +149,14 @@ void Model::zero_grad() {
   if (g.grad) be_->memset_zero(g.grad.p(), size_t(g.numel) * 4);
 }
 
+void Model::reset_optimizer() {
+  for (ParamGroup* g : {&base_, &lora_}) {
+    g->m = DevBuf();
+    g->v = DevBuf();
+    g->step = 0;
+  }
+}
+
 StepInfo Model::step(const OptimOptions& o) {
   check_base_trainable("step");
   ParamGroup& g = lora_active() ? lora_ : base_;

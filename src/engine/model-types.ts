@@ -204,6 +204,11 @@ export interface Model {
   /** gradient-free per-token log-probabilities */
   logprobs(batch: PackedBatch): Promise<Float32Array>;
   zeroGrad(): void;
+  /**
+   * a new training phase: AdamW moments and step counter back to those of a model just loaded
+   * (the training loop calls it before a phase's first step unless a checkpoint restores them)
+   */
+  resetOptimizer(): void;
   /** AdamW on the trainable parameters; skips (and says so) on a non-finite gradient */
   step(opts: OptimizerOptions): Promise<StepResult>;
 

@@ -204,6 +204,9 @@ class NativeModelImpl implements Model {
   zeroGrad(): void {
     this.handle().zeroGrad();
   }
+  resetOptimizer(): void {
+    this.handle().resetOptimizer();
+  }
   async step(opts: OptimizerOptions): Promise<StepResult> {
     return (await this.handle().step(opts)) as StepResult;
   }

@@ -116,6 +116,11 @@ export async function runLoop(spec: LoopSpec): Promise<TrainResult> {
     if (resumed) metrics.truncateAfter(phase, start);
     else metrics.resetPhase(phase);
   }
+  // every phase starts from fresh AdamW moments and step counter, as it would in a new process:
+  // the same model object trained by an earlier phase (the warm-up SFT before a preference
+  // phase, one iteration before the next) otherwise carried that phase's moments into this one
+  // (a resumed phase has its checkpoint's, loaded above)
+  if (!resumed) model.resetOptimizer();
   await spec.prepare?.(resumed);
 
   const result: TrainResult = { phase, steps: start, totalSteps: total, resumedFrom: start, skipped: 0, losses: [], stopped: false, checkpoint: resumed };

@@ -94,6 +94,11 @@ export class BigramModel implements Model {
   zeroGrad(): void {
     this.grad.fill(0);
   }
+  resetOptimizer(): void {
+    this.m.fill(0);
+    this.v.fill(0);
+    this.t = 0;
+  }
   async step(o: OptimizerOptions): Promise<StepResult> {
     const gs = o.gradScale ?? 1;
     let ss = 0;
