@@ -120,10 +120,11 @@ export function demoSize(quick: boolean): DemoSize {
       iterations: 2,
       selectRatio: 0.3,
       maxSelected: 480,
-      // the hardest 30% of each category (within the call / no-call strata): by perplexity alone,
-      // 'multiple' (made-up tool names read hard) took 273 of seed 1's 480, parallel 44 and
-      // parallel_multiple 37; by category each gets 80, and the pairs went from 166-230 per
-      // iteration (a third about an argument value) to 351-363 (more than half)
+      // the hardest 30% of each category (within the call / no-call strata), the cap shared in
+      // proportion to the categories' sizes: by perplexity alone 'multiple' (made-up tool names
+      // read hard) took 273 of seed 1's 480, parallel 44 and parallel_multiple 37; by category
+      // 66-105 each (parallel 66, parallel_multiple 70), and the pairs went from 172-237 per
+      // iteration (34-46% about an argument value) to 311-363 (51-57%)
       selectStrata: 'category',
       // 4 epochs (about 3,390 steps): from the same copy models, warm-up pass@1 simple / multiple /
       // parallel 65.5 / 31.1 / 25.0, 26.5 / 17.5 / 12.5, 44.4 / 33.9 / 8.3 after 3 epochs (seeds 1-3)
