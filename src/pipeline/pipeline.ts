@@ -181,7 +181,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineResult>
     const sel = await phase<SelectResult>(`iteration-${it}/select`, async () => {
       const m = await ensureModel(chainDir);
       const ppl = config.perplexityScope ? await env.trainer.perplexity(m, input.train, { scope: config.perplexityScope }) : await env.trainer.perplexity(m, input.train);
-      const idx = selectHardest(input.train, ppl, config.selectRatio, config.maxSelected, config.selectStrata ?? 'call');
+      const idx = selectHardest(input.train, ppl, config.selectRatio, config.maxSelected, config.selectStrata);
       const rows = idx.map((i) => ({ id: input.train[i].id, category: input.train[i].category, perplexity: ppl[i] }));
       writeAtomic(join(dir, 'selected.json'), JSON.stringify(rows, null, 1) + '\n');
       writeAtomic(join(dir, 'perplexity.json'), JSON.stringify(input.train.map((s, i) => ({ id: s.id, perplexity: ppl[i] }))) + '\n');

@@ -37,7 +37,7 @@ export function selectHardest(samples: readonly Sample[], perplexity: readonly n
     quota = exact.map((x) => Math.max(1, Math.floor(x)));
     // hand out what is left by the largest remainders, then take back from the largest quotas
     let left = max - quota.reduce((a, b) => a + b, 0);
-    const byRemainder = exact.map((x, k) => k).sort((a, b) => exact[b] - Math.floor(exact[b]) - (exact[a] - Math.floor(exact[a])) || a - b);
+    const byRemainder = exact.map((_, k) => k).sort((a, b) => exact[b] - Math.floor(exact[b]) - (exact[a] - Math.floor(exact[a])) || a - b);
     for (let j = 0; left > 0 && j < byRemainder.length; j++, left--) quota[byRemainder[j]]++;
     while (left < 0) {
       let k = 0;

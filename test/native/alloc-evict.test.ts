@@ -7,8 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { info } from '../../src/engine/index.js';
+import { repoRoot } from '../helpers/native.js';
 
-const repoRoot = join(__dirname, '..', '..');
 // sanitizer builds never cache (ASan sees every use after free)
 const caching = !info().build.sanitize;
 
