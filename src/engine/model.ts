@@ -258,7 +258,9 @@ class NativeModelImpl implements Model {
   async generate(caches: readonly KvCache[], opts: GenerateOptions): Promise<Generation[]> {
     if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${opts.maxTokens}`);
     this.ids(caches, 'generate');
-    return decodeRows(caches, opts, (active) => this.sampleNext(active, { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed }));
+    return decodeRows(caches, opts, (active) =>
+      this.sampleNext(active, { temperature: opts.temperature, topK: opts.topK, topP: opts.topP, seed: opts.seed, repetitionPenalty: opts.repetitionPenalty }),
+    );
   }
 
   /** Adds a fresh LoRA adapter (B = 0, so the model's outputs are unchanged). */

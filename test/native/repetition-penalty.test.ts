@@ -59,6 +59,21 @@ describe('repetition penalty', () => {
     }
   });
 
+  it('generate applies the penalty at every step (greedy, against the float64 reference of the sequence so far)', async () => {
+    const c = await m.cache(prompt);
+    const [g] = await m.generate([c], { maxTokens: 6, temperature: 0, repetitionPenalty: 0.3 });
+    c.dispose();
+    expect(g!.tokens.length).toBe(6);
+    const seq = [...prompt];
+    for (const t of g!.tokens) {
+      const ref = await reference(seq, 0.3);
+      expect(t).toBe(argmax(ref.lsm));
+      seq.push(t);
+    }
+    // without the penalty the first greedy token differs (see the first test), so a dropped option fails here
+    expect(g!.tokens[0]).not.toBe(argmax((await reference(prompt, 0.3)).raw));
+  });
+
   it('penalty 1 is the plain sampler; a penalty <= 0 is refused', async () => {
     const a = await m.cache(prompt);
     const b = await m.cache(prompt);

@@ -15,6 +15,8 @@ export interface GenerateCliOptions {
   temperature?: number;
   topP?: number;
   topK?: number;
+  /** vLLM's repetition penalty on the prompt's and answer's tokens (1: off) */
+  repetitionPenalty?: number;
   seed?: number;
   device?: string;
   adapter?: string;
@@ -53,11 +55,13 @@ function readTools(file: string): ToolSchema[] {
 }
 
 /** Sampling options in range (a clear error naming the option, before anything is loaded). */
-export function checkSampling(o: Pick<GenerateCliOptions, 'maxTokens' | 'temperature' | 'topP' | 'topK'>): void {
+export function checkSampling(o: Pick<GenerateCliOptions, 'maxTokens' | 'temperature' | 'topP' | 'topK' | 'repetitionPenalty'>): void {
   if (o.maxTokens !== undefined && !(Number.isInteger(o.maxTokens) && o.maxTokens >= 1)) throw new Error(`--max-tokens must be an integer >= 1, got ${o.maxTokens}`);
   if (o.temperature !== undefined && !(o.temperature >= 0)) throw new Error(`--temperature must be >= 0 (0: greedy), got ${o.temperature}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`--top-p must be in (0, 1], got ${o.topP}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new Error(`--top-k must be an integer >= 0 (0: off), got ${o.topK}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty)))
+    throw new Error(`--repetition-penalty must be a finite number > 0 (1: off), got ${o.repetitionPenalty}`);
 }
 
 export async function runGenerate(opts: GenerateCliOptions, log: (line: string) => void = () => {}): Promise<GenerateCliResult> {
@@ -88,6 +92,7 @@ export async function runGenerate(opts: GenerateCliOptions, log: (line: string) 
       topP: opts.topP ?? 1,
       topK: opts.topK ?? 0,
       seed: opts.seed ?? 0,
+      ...(opts.repetitionPenalty !== undefined && opts.repetitionPenalty !== 1 ? { repetitionPenalty: opts.repetitionPenalty } : {}),
       stopTokens: [...stops],
     });
     const t2 = performance.now();
@@ -121,6 +126,7 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'sampling temperature (0: greedy)', parseFloatOption('--temperature'), 0.7)
     .option('--top-p <p>', 'nucleus sampling', parseFloatOption('--top-p'), 1)
     .option('--top-k <k>', 'top-k sampling (0: off)', parseIntOption('--top-k'), 0)
+    .option('--repetition-penalty <p>', "vLLM's repetition penalty on the prompt's and answer's tokens (1: off; < 1 favours repeats)", parseFloatOption('--repetition-penalty'), 1)
     .option('--seed <n>', 'RNG seed', parseIntOption('--seed'), 0)
     .option('--device <device>', "'auto', 'cpu', 'cuda' or 'cuda:N'", 'auto')))
     .action(async (opts: GenerateCliOptions) => {
