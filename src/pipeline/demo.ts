@@ -135,10 +135,13 @@ export function demoSize(quick: boolean): DemoSize {
       // pairs only where the chosen step is on the right track (value >= 0.2) and clearly
       // better (gap >= 0.3), and the call vs. no-call pairs balanced (see balanceDecisionPairs)
       preference: { loss: 'simpo', lr: 5e-5, epochs: 2, beta: 2.5, gamma: 0.5, batchPairs: 16, saveEvery: 0 },
-      // 4 actions, 6 simulations, depth 4: the trees reach the later arguments of parallel calls
-      search: { numActions: 4, temperature: 1.0, maxTokens: 50, maxDepth: 4, simulations: 6, rolloutMaxTokens: 96, acceptValue: 0.2, valueThreshold: 0.3 },
+      // 4 actions, 6 simulations, depth 4: the trees reach the later arguments of parallel calls.
+      // Rollouts and evaluation up to 192 tokens: the longest held-out answers (four parallel
+      // calls) take 138-166 tokens; at 96, 26 of the 184 parallel / parallel_multiple answers of
+      // seeds 1-3 could not be written whole (test/pipeline/demo-caps.test.ts)
+      search: { numActions: 4, temperature: 1.0, maxTokens: 50, maxDepth: 4, simulations: 6, rolloutMaxTokens: 192, acceptValue: 0.2, valueThreshold: 0.3 },
       balanceDecisionPairs: true,
-      eval: { maxTokens: 96, batchSize: 80 },
+      eval: { maxTokens: 192, batchSize: 80 },
       baseline: true,
       baselineSft: { lr: 1e-3 },
     },
