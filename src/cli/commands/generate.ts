@@ -92,7 +92,7 @@ export async function runGenerate(opts: GenerateCliOptions, log: (line: string) 
       topP: opts.topP ?? 1,
       topK: opts.topK ?? 0,
       seed: opts.seed ?? 0,
-      ...(opts.repetitionPenalty !== undefined && opts.repetitionPenalty !== 1 ? { repetitionPenalty: opts.repetitionPenalty } : {}),
+      repetitionPenalty: opts.repetitionPenalty,
       stopTokens: [...stops],
     });
     const t2 = performance.now();
